@@ -17,8 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bambu_lan.cli.demo_cmd:demo", "A simulated A1 and the live view connected to it."),
     "sim": ("bambu_lan.cli.sim_cmd:sim", "Run simulated printers on real TLS and MQTT."),
     "status": ("bambu_lan.cli.status_cmd:status", "Print one full state of a printer, then exit."),
-    "watch": ("bambu_lan.cli.status_cmd:watch", "Live view of a printer (--json: one object a line)."),
-    "send": ("bambu_lan.cli.send_cmd:send", "Send a command; exit 0 only when the printer accepts."),
+    "watch": ("bambu_lan.cli.status_cmd:watch", "Live view of a printer (--json: JSON lines)."),
+    "send": ("bambu_lan.cli.send_cmd:send", "Send a command; exit 0 only if the printer accepts."),
     "doctor": ("bambu_lan.cli.doctor_cmd:doctor", "Diagnose a printer connection: cause and fix."),
 }
 

@@ -19,7 +19,7 @@ class ModelProfile:
     firmware: str  # ota sw_ver
     # Broker rules.
     drop_on_wildcard_subscribe: bool  # A1 / A1 mini close the socket on '#', '+'
-    drop_on_foreign_subscribe: bool  # any filter other than device/{SERIAL}/report closes (A1 family)
+    drop_on_foreign_subscribe: bool  # any other filter than device/{SERIAL}/report
     drop_on_request_subscribe: bool  # P1 closes on a device/{SERIAL}/request subscription
     max_sessions: int
     # Report style.

@@ -1,0 +1,1 @@
+"""bambu-lan: talk to Bambu Lab printers on the local network."""

@@ -1,0 +1,190 @@
+"""Events derived from successive snapshots: what a person or a farm monitor wants to hear.
+
+A job's terminal event (finished, failed, cancelled) is delivered exactly once, however many
+times the printer repeats its final state: across deltas, ``msg:0`` resyncs and reconnects.
+That is why job tracking keeps its own memory instead of diffing two snapshots only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bambu_lan.protocol.errors_table import TASK_CANCELED
+from bambu_lan.protocol.state import JobState, PrinterState
+
+
+class EventKind(StrEnum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    JOB_STARTED = "job_started"
+    JOB_PAUSED = "job_paused"
+    JOB_RESUMED = "job_resumed"
+    JOB_FINISHED = "job_finished"
+    JOB_FAILED = "job_failed"
+    JOB_CANCELLED = "job_cancelled"
+    LAYER_CHANGED = "layer_changed"
+    HMS_RAISED = "hms_raised"
+    HMS_CLEARED = "hms_cleared"
+
+
+TERMINAL_KINDS = frozenset({EventKind.JOB_FINISHED, EventKind.JOB_FAILED, EventKind.JOB_CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    serial: str
+    message: str  # one line in words
+    data: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.kind.value,
+            "serial": self.serial,
+            "message": self.message,
+            "at": self.at,
+            **self.data,
+        }
+
+
+class EventTracker:
+    """Diffs snapshots into events; keeps per-job memory across reconnects."""
+
+    def __init__(self, serial: str) -> None:
+        self.serial = serial
+        self._job_key: tuple[str, str] | None = None  # the job we are following
+        self._job_terminal = False  # its terminal event was delivered
+        self._last: PrinterState | None = None
+        self._cancel_requested = False
+
+    def note_stop_requested(self) -> None:
+        """We sent print.stop: a FAILED that follows is a cancellation even if print_error is
+        already cleared when we see it."""
+        self._cancel_requested = True
+
+    def update(self, new: PrinterState) -> list[Event]:
+        old = self._last
+        self._last = new
+        events: list[Event] = []
+        if new.job.state is not JobState.UNKNOWN:
+            self._job_events(old, new, events)
+        self._hms_events(old, new, events)
+        return events
+
+    def _event(self, kind: EventKind, message: str, **data: Any) -> Event:
+        return Event(kind=kind, serial=self.serial, message=message, data=data)
+
+    def _job_events(self, old: PrinterState | None, new: PrinterState, out: list[Event]) -> None:
+        job = new.job
+        key = (job.file, job.name)
+        old_state = old.job.state if old is not None else None
+        label = job.name or job.file or "job"
+        if job.state.active:
+            if self._job_key is None and old is None:
+                # First sight of a job already underway: follow it, announce nothing new.
+                self._job_key, self._job_terminal = key, False
+            elif (
+                self._job_key is None
+                or self._job_terminal
+                or (self._job_key != key and old_state is not None and not old_state.active)
+            ):
+                self._job_key, self._job_terminal = key, False
+                self._cancel_requested = False
+                out.append(
+                    self._event(
+                        EventKind.JOB_STARTED,
+                        f"{label} started",
+                        file=job.file,
+                        name=job.name,
+                        total_layers=job.total_layers,
+                    )
+                )
+            elif self._job_key != key:
+                self._job_key = key  # the printer filled in the name during PREPARE
+            if old_state is JobState.RUNNING and job.state is JobState.PAUSE:
+                reason = new.print_error.text if new.print_error else job.stage
+                out.append(
+                    self._event(
+                        EventKind.JOB_PAUSED,
+                        f"{label} paused" + (f": {reason}" if reason else ""),
+                        reason=reason,
+                        print_error=new.print_error.hex if new.print_error else None,
+                    )
+                )
+            elif old_state is JobState.PAUSE and job.state is JobState.RUNNING:
+                out.append(self._event(EventKind.JOB_RESUMED, f"{label} resumed"))
+            if (
+                old is not None
+                and old.job.state.active
+                and job.layer != old.job.layer
+                and job.layer > 0
+            ):
+                out.append(
+                    self._event(
+                        EventKind.LAYER_CHANGED,
+                        f"layer {job.layer}/{job.total_layers}",
+                        layer=job.layer,
+                        total_layers=job.total_layers,
+                    )
+                )
+            return
+        if job.state in (JobState.FINISH, JobState.FAILED):
+            if self._job_key is None:
+                # Ended before we were watching: nothing to report, and never report it later.
+                self._job_key, self._job_terminal = key, True
+                return
+            if self._job_terminal:
+                return
+            self._job_terminal = True
+            if job.state is JobState.FINISH:
+                out.append(self._event(EventKind.JOB_FINISHED, f"{label} finished", file=job.file))
+                return
+            error = new.print_error
+            cancelled = self._cancel_requested or (
+                error is not None and error.value == TASK_CANCELED
+            )
+            self._cancel_requested = False
+            if cancelled:
+                out.append(
+                    self._event(EventKind.JOB_CANCELLED, f"{label} cancelled", file=job.file)
+                )
+            else:
+                text = (error.text or f"print_error {error.hex}") if error else "no error code"
+                out.append(
+                    self._event(
+                        EventKind.JOB_FAILED,
+                        f"{label} failed: {text}",
+                        file=job.file,
+                        print_error=error.hex if error else None,
+                    )
+                )
+            return
+        if job.state is JobState.IDLE and self._job_key is not None and self._job_terminal:
+            # Back to idle after the terminal state: a later job with the same name is new.
+            self._job_key = None
+
+    def _hms_events(self, old: PrinterState | None, new: PrinterState, out: list[Event]) -> None:
+        old_codes = {a.code: a for a in old.hms} if old is not None else {}
+        new_codes = {a.code: a for a in new.hms}
+        if old_codes.keys() == new_codes.keys():
+            return
+        for code, alert in new_codes.items():
+            if code not in old_codes:
+                text = alert.text or "see the wiki"
+                out.append(
+                    self._event(
+                        EventKind.HMS_RAISED,
+                        f"{alert.code} ({alert.severity}): {text}",
+                        code=alert.code,
+                        severity=alert.severity,
+                        text=alert.text,
+                        wiki_url=alert.wiki_url,
+                    )
+                )
+        for code in old_codes:
+            if code not in new_codes:
+                out.append(self._event(EventKind.HMS_CLEARED, f"{code} cleared", code=code))

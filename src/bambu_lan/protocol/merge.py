@@ -1,0 +1,45 @@
+"""Merging partial reports into one object (protocol.md §3.5).
+
+A1/P1 printers send deltas (``msg: 1``) holding only the changed keys; ``msg: 0`` is the full
+object (a resync point for every client on the topic); X1-class printers send the full object
+without ``msg``. Dicts are deep-merged, lists replaced whole.
+
+Merging never mutates its inputs: changed paths are copied, unchanged subtrees shared. Old
+snapshots stay valid and a delta costs about the size of the top level, not of the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Keys of the push_status envelope, not printer state.
+ENVELOPE_KEYS = frozenset({"command", "msg", "sequence_id"})
+
+
+def is_full_report(print_obj: dict[str, Any]) -> bool:
+    """True when ``print_obj`` (a push_status) replaces the state rather than patching it."""
+    msg = print_obj.get("msg")
+    return msg == 0 or (msg is None and "gcode_state" in print_obj and "nozzle_temper" in print_obj)
+
+
+def deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``delta`` applied: dicts merged recursively, everything else replaced."""
+    merged = dict(base)
+    for key, value in delta.items():
+        if isinstance(value, dict):
+            old = merged.get(key)
+            merged[key] = deep_merge(old, value) if isinstance(old, dict) else value
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_push(state: dict[str, Any], print_obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Apply one push_status ``print`` object; returns (new state, whether it was a full report).
+
+    Envelope keys are dropped, so the state holds printer data only.
+    """
+    body = {k: v for k, v in print_obj.items() if k not in ENVELOPE_KEYS}
+    if is_full_report(print_obj):
+        return body, True
+    return deep_merge(state, body), False
