@@ -1,0 +1,557 @@
+"""One MQTT connection to one printer, kept alive (design.md "Connection rules").
+
+paho-mqtt does the MQTT; this module drives it from asyncio and adds what the A1 needs:
+TLS 1.2 with the identity checked before CONNECT, a CONNACK that may never come (the A1 just
+closes the socket: paho's "code 7"), subscribe only after an accepted CONNACK, a watchdog for a
+printer that goes silent with the socket open, and reconnects with jittered backoff that do not
+hammer a printer refusing our access code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from bambu_lan.config import PrinterConfig
+from bambu_lan.errors import AuthError, BambuError, ConnectError, NotConnected, TrustError
+from bambu_lan.protocol.topics import USERNAME, report_topic, request_topic
+from bambu_lan.trust import HandshakeCheck, client_context
+
+log = logging.getLogger("bambu_lan.session")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """Timing of one printer connection. Defaults suit a real A1 on Wi-Fi."""
+
+    keepalive: float = 30.0
+    connect_timeout: float = 10.0  # TCP + TLS
+    connack_timeout: float = 10.0  # the A1 can take seconds on a cold session
+    subscribe_timeout: float = 10.0
+    watchdog: float = 30.0  # no message for this long: pushing.start + pushall
+    watchdog_grace: float = 10.0  # still nothing after that: reconnect
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    auth_retry_delay: float = 60.0  # a refused access code is retried this slowly ...
+    max_auth_failures: int = 3  # ... and at most this many times in a row
+    trust_retry_delay: float = 60.0
+    max_trust_failures: int = 3
+
+
+class LinkState(enum.StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    FAILED = "failed"  # gave up: access code or identity refused too often
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class ConnectionStatus:
+    """Connection health, for views and the doctor."""
+
+    state: LinkState = LinkState.DISCONNECTED
+    attempts: int = 0
+    connects: int = 0  # successful connections (1 + reconnects)
+    auth_failures: int = 0  # in a row
+    trust_failures: int = 0
+    last_error: str = ""
+    last_message_at: float | None = None  # time.monotonic()
+    connected_since: float | None = None  # time.time()
+    messages: int = 0
+    watchdog_kicks: int = 0
+    client_id: str = ""
+
+    @property
+    def connected(self) -> bool:
+        return self.state is LinkState.CONNECTED
+
+    def last_message_age(self) -> float | None:
+        if self.last_message_at is None:
+            return None
+        return time.monotonic() - self.last_message_at
+
+    def to_dict(self) -> dict[str, Any]:
+        age = self.last_message_age()
+        return {
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "connects": self.connects,
+            "auth_failures": self.auth_failures,
+            "last_error": self.last_error,
+            "last_message_age": None if age is None else round(age, 3),
+            "connected_since": self.connected_since,
+            "messages": self.messages,
+            "watchdog_kicks": self.watchdog_kicks,
+        }
+
+
+class ClosedBeforeConnack(ConnectError):
+    """The printer closed the connection after CONNECT, without answering it."""
+
+    hint = (
+        "the printer accepts only a few sessions (about 4 on the A1) and refuses new ones while "
+        "starting up: close Bambu Studio, Handy or Home Assistant, or wait 30 s and retry"
+    )
+
+
+class ServerUnavailable(ConnectError):
+    """CONNACK 3: the broker is up but not serving yet (printer starting up)."""
+
+    hint = "the printer is still starting up: wait 30 seconds and retry"
+
+
+def _connack_error(reason: ReasonCode) -> ConnectError:
+    value = reason.value
+    if value in (4, 5, 134, 135):
+        return AuthError("the printer refused the access code (CONNACK 5, not authorized)")
+    if value in (3, 136):
+        return ServerUnavailable("the printer's MQTT server is unavailable (CONNACK 3)")
+    return ConnectError(f"the printer refused the connection: {reason} (CONNACK {value})")
+
+
+def _connect_error(exc: BaseException, cfg: PrinterConfig) -> BambuError:
+    """One place where socket and TLS errors become ours (host and port in words)."""
+    where = f"{cfg.host}:{cfg.port}"
+    if isinstance(exc, BambuError):
+        return exc
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectError(
+            f"{where} refused the connection",
+            hint="is LAN-only mode on? Is this the printer's IP (Settings > WLAN)?",
+        )
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return ConnectError(
+            f"no answer from {where} (timed out)",
+            hint="check the IP, that the printer is on and on this network, and firewalls",
+        )
+    if isinstance(exc, ssl.SSLError):
+        return ConnectError(
+            f"TLS handshake with {where} failed: {exc.reason or exc}",
+            hint="the printer speaks TLS 1.2 only; run `bambu-lan doctor` for details",
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConnectError(f"unknown host {cfg.host!r}: {exc.strerror}")
+    if isinstance(exc, OSError):
+        return ConnectError(f"cannot reach {where}: {exc.strerror or exc}")
+    return ConnectError(f"cannot connect to {where}: {exc}")
+
+
+class _Link:
+    """One paho client on one socket, driven by the running event loop."""
+
+    def __init__(
+        self,
+        cfg: PrinterConfig,
+        client_id: str,
+        opts: SessionOptions,
+        on_payload: Callable[[bytes], None],
+    ) -> None:
+        self.cfg = cfg
+        self.loop = asyncio.get_running_loop()
+        self.check = HandshakeCheck(cfg.serial, cfg.trust, cfg.host)
+        self.opts = opts
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=True,
+            protocol=MQTTProtocolVersion.MQTTv311,
+            reconnect_on_failure=False,
+        )
+        client.username_pw_set(USERNAME, cfg.access_code.reveal())
+        client.tls_set_context(client_context(self.check))
+        client.tls_insecure_set(True)  # the name is checked against the serial in trust.py
+        client.connect_timeout = opts.connect_timeout
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self.client = client
+        self._on_payload = on_payload
+        self.connack: asyncio.Future[ReasonCode] = self.loop.create_future()
+        self.closed: asyncio.Future[str] = self.loop.create_future()
+        self.suback: asyncio.Future[list[ReasonCode]] = self.loop.create_future()
+        self._sock: Any = None
+        self._misc: asyncio.TimerHandle | None = None
+
+    # -- connecting --
+
+    async def open(self) -> None:
+        """TCP + TLS (identity checked) + CONNECT, then wait for an accepted CONNACK."""
+        try:
+            await self.loop.run_in_executor(
+                None,
+                self.client.connect,
+                self.cfg.host,
+                self.cfg.port,
+                int(self.opts.keepalive),
+            )
+        except TrustError:
+            raise
+        except Exception as exc:
+            if self.check.failure is not None:
+                raise self.check.failure from None
+            raise _connect_error(exc, self.cfg) from None
+        self._attach()
+        try:
+            async with asyncio.timeout(self.opts.connack_timeout):
+                await asyncio.wait((self.connack, self.closed), return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            self.abort()
+            raise ConnectError(
+                f"no CONNACK from {self.cfg.host}:{self.cfg.port} within "
+                f"{self.opts.connack_timeout:g} s",
+                hint="the printer accepted TLS but does not answer MQTT: it may be overloaded "
+                "or starting up; try again, or run `bambu-lan doctor`",
+            ) from None
+        if self.connack.done():
+            reason = self.connack.result()
+            if reason.is_failure:
+                self.abort()
+                raise _connack_error(reason)
+            return
+        self.abort()
+        raise ClosedBeforeConnack(
+            f"{self.cfg.host}:{self.cfg.port} closed the connection before answering CONNECT"
+        )
+
+    async def subscribe(self) -> None:
+        """Subscribe to the report topic only (never wildcards, never /request)."""
+        result, _mid = self.client.subscribe(report_topic(self.cfg.serial), qos=0)
+        if result != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectError(f"subscribe failed: {mqtt.error_string(result)}")
+        try:
+            async with asyncio.timeout(self.opts.subscribe_timeout):
+                await asyncio.wait((self.suback, self.closed), return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            raise ConnectError("no SUBACK from the printer") from None
+        if not self.suback.done():
+            raise ConnectError(
+                "the printer closed the connection on SUBSCRIBE",
+                hint="a wrong-case or wrong serial? The A1 drops unknown subscriptions",
+            )
+        if any(code.is_failure for code in self.suback.result()):
+            raise ConnectError(
+                f"the printer refused the subscription to {report_topic(self.cfg.serial)}"
+            )
+
+    # -- the socket in the event loop --
+
+    def _attach(self) -> None:
+        sock = self.client.socket()
+        if sock is None:
+            raise ConnectError("the connection closed during the handshake")
+        self._sock = sock
+        client = self.client
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = lambda c, u, s: self.loop.add_writer(s, self._write)
+        client.on_socket_unregister_write = lambda c, u, s: self._remove_writer(s)
+        self.loop.add_reader(sock, self._read)
+        if client.want_write():
+            self.loop.add_writer(sock, self._write)
+        self._misc = self.loop.call_later(1.0, self._loop_misc)
+
+    def _remove_writer(self, sock: Any) -> None:
+        self.loop.remove_writer(sock)
+
+    def _read(self) -> None:
+        self.client.loop_read()
+
+    def _write(self) -> None:
+        self.client.loop_write()
+
+    def _loop_misc(self) -> None:
+        if self.closed.done():
+            return
+        self.client.loop_misc()
+        self._misc = self.loop.call_later(1.0, self._loop_misc)
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._detach(sock)
+
+    def _detach(self, sock: Any) -> None:
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(sock)
+        with contextlib.suppress(Exception):
+            self.loop.remove_writer(sock)
+
+    # -- paho callbacks (event-loop thread) --
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if not self.connack.done():
+            self.connack.set_result(reason)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if not self.closed.done():
+            self.closed.set_result(str(reason))
+        if self._misc is not None:
+            self._misc.cancel()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any
+    ) -> None:
+        if not self.suback.done():
+            self.suback.set_result(codes)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._on_payload(bytes(message.payload))
+
+    # -- use and teardown --
+
+    def publish(self, payload: bytes, qos: int) -> None:
+        info = self.client.publish(request_topic(self.cfg.serial), payload, qos=qos)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise NotConnected(f"publish failed: {mqtt.error_string(info.rc)}")
+
+    async def close(self) -> None:
+        """Send DISCONNECT and wait briefly for the socket to close."""
+        if self.closed.done():
+            return
+        self.client.disconnect()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await asyncio.shield(self.closed)
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the socket now (no DISCONNECT)."""
+        if self._misc is not None:
+            self._misc.cancel()
+        sock = self.client.socket()
+        if sock is not None:
+            self._detach(sock)
+        elif self._sock is not None:
+            self._detach(self._sock)
+        with contextlib.suppress(Exception):
+            self.client._sock_close()
+        if not self.closed.done():
+            self.closed.set_result("aborted")
+
+
+class Session:
+    """Keeps one printer connected and hands every report payload to ``on_payload``.
+
+    ``on_connected`` runs after each accepted CONNACK and SUBACK (the printer layer sends
+    get_version + pushall there); ``on_status`` after every change of connection state;
+    ``on_silence`` when the watchdog fires (it sends pushing.start + pushall).
+    """
+
+    def __init__(
+        self,
+        cfg: PrinterConfig,
+        *,
+        options: SessionOptions | None = None,
+        on_payload: Callable[[bytes], None],
+        on_connected: Callable[[], Awaitable[None]] | None = None,
+        on_status: Callable[[ConnectionStatus, BambuError | None], None] | None = None,
+        on_silence: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.options = options or SessionOptions()
+        self.status = ConnectionStatus(client_id=f"bambu-lan-{uuid.uuid4()}")
+        self._on_payload_cb = on_payload
+        self._on_connected = on_connected
+        self._on_status = on_status
+        self._on_silence = on_silence
+        self._link: _Link | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._kick = asyncio.Event()  # set to force a reconnect (watchdog, explicit)
+
+    # -- public --
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"bambu-lan session {self.cfg.serial}"
+            )
+
+    @property
+    def connected(self) -> bool:
+        return self.status.connected and self._link is not None
+
+    def publish(self, payload: bytes, qos: int = 0) -> None:
+        if not self.connected or self._link is None:
+            raise NotConnected(
+                f"not connected to {self.cfg.label} ({self.status.state.value}"
+                + (f": {self.status.last_error}" if self.status.last_error else "")
+                + ")"
+            )
+        self._link.publish(payload, qos)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def reconnect(self) -> None:
+        """Drop the current connection and connect again (with the usual backoff)."""
+        self._kick.set()
+
+    async def close(self) -> None:
+        """Clean shutdown: DISCONNECT sent, task ended, socket closed."""
+        self._closing = True
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._set_state(LinkState.CLOSED, None)
+
+    # -- the loop --
+
+    def _set_state(self, state: LinkState, error: BambuError | None) -> None:
+        self.status.state = state
+        if error is not None:
+            self.status.last_error = str(error)
+        if self._on_status is not None:
+            self._on_status(self.status, error)
+
+    def _payload(self, payload: bytes) -> None:
+        self.status.last_message_at = time.monotonic()
+        self.status.messages += 1
+        self._on_payload_cb(payload)
+
+    async def _run(self) -> None:
+        opts = self.options
+        backoff = opts.backoff_initial
+        while not self._closing:
+            self.status.attempts += 1
+            self._set_state(LinkState.CONNECTING, None)
+            link = _Link(self.cfg, self.status.client_id, opts, self._payload)
+            try:
+                await link.open()
+                await link.subscribe()
+            except asyncio.CancelledError:
+                link.abort()
+                raise
+            except BambuError as exc:
+                link.abort()
+                delay = self._failure_delay(exc, backoff)
+                backoff = min(backoff * 2, opts.backoff_max)
+                if delay is None:
+                    self._set_state(LinkState.FAILED, exc)
+                    return
+                self._set_state(LinkState.DISCONNECTED, exc)
+                log.info("%s: %s; retrying in %.1f s", self.cfg.label, exc, delay)
+                await self._sleep_or_kick(delay)
+                continue
+            # Connected and subscribed.
+            self._link = link
+            self.status.connects += 1
+            self.status.auth_failures = 0
+            self.status.trust_failures = 0
+            self.status.connected_since = time.time()
+            self.status.last_message_at = time.monotonic()
+            self._set_state(LinkState.CONNECTED, None)
+            backoff = opts.backoff_initial
+            reason = await self._serve(link)
+            self._link = None
+            if self.closing:
+                return
+            link.abort()
+            error = ConnectError(f"connection lost: {reason}")
+            self._set_state(LinkState.DISCONNECTED, error)
+            log.info("%s: %s; reconnecting", self.cfg.label, error)
+            await self._sleep_or_kick(_jitter(opts.backoff_initial))
+
+    def _failure_delay(self, exc: BambuError, backoff: float) -> float | None:
+        """How long to wait before the next attempt, or None to give up."""
+        opts = self.options
+        if isinstance(exc, AuthError):
+            self.status.auth_failures += 1
+            if self.status.auth_failures >= opts.max_auth_failures:
+                return None
+            return opts.auth_retry_delay
+        if isinstance(exc, TrustError):
+            self.status.trust_failures += 1
+            if self.status.trust_failures >= opts.max_trust_failures:
+                return None
+            return opts.trust_retry_delay
+        return _jitter(backoff)
+
+    async def _sleep_or_kick(self, delay: float) -> None:
+        self._kick.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._kick.wait()
+
+    async def _serve(self, link: _Link) -> str:
+        """Run the connection until it drops; returns why."""
+        if self._on_connected is not None:
+            with contextlib.suppress(NotConnected):
+                await self._on_connected()
+        loop = asyncio.get_running_loop()
+        watchdog = loop.create_task(self._watchdog(link))
+        self._kick.clear()
+        kick = loop.create_task(self._kick.wait())
+        try:
+            await asyncio.wait((link.closed, kick, watchdog), return_when=asyncio.FIRST_COMPLETED)
+            if link.closed.done():
+                return _describe_close(link.closed.result())
+            if watchdog.done():
+                return watchdog.result()
+            return "reconnect requested"
+        finally:
+            watchdog.cancel()
+            kick.cancel()
+
+    async def _watchdog(self, link: _Link) -> str:
+        """No message for `watchdog` s: ask for data; still none after the grace: reconnect."""
+        opts = self.options
+        step = min(1.0, opts.watchdog / 10)
+        while not link.closed.done():
+            await asyncio.sleep(step)
+            age = self.status.last_message_age()
+            if age is None or age < opts.watchdog:
+                continue
+            self.status.watchdog_kicks += 1
+            log.info("%s: no message for %.0f s; sending pushing.start", self.cfg.label, age)
+            if self._on_silence is not None:
+                with contextlib.suppress(BambuError):
+                    await self._on_silence()
+            kicked_at = time.monotonic()
+            while time.monotonic() - kicked_at < opts.watchdog_grace:
+                await asyncio.sleep(step)
+                last = self.status.last_message_at
+                if last is not None and last > kicked_at:
+                    break
+            else:
+                return (
+                    f"printer silent for {opts.watchdog + opts.watchdog_grace:.0f} s "
+                    "with the socket open (watchdog)"
+                )
+        return "connection closed"
+
+
+def _describe_close(reason: str) -> str:
+    if "aborted" in reason:
+        return "connection closed"
+    return "the printer closed the connection (paho code 7: connection lost)"
+
+
+def _jitter(delay: float) -> float:
+    return delay * random.uniform(0.8, 1.2)
+
+
+__all__ = ["ConnectionStatus", "LinkState", "Session", "SessionOptions"]

@@ -1,0 +1,321 @@
+"""Who is on the other end: TLS 1.2 contexts that check the printer's identity (design.md rule 2).
+
+The check runs inside the TLS handshake, so a printer we do not trust never receives the access
+code: paho writes CONNECT (which carries the password) only after the handshake returns.
+
+Three ways to trust, in order:
+
+1. a CA bundle (``--ca-file`` or a ``bambu_certs/`` directory): the chain must verify and the
+   certificate's CN must be the serial;
+2. trust on first use: the leaf's SHA-256 fingerprint is pinned per serial in a known-printers
+   file (like SSH's ``known_hosts``); a different certificate later is refused;
+3. ``insecure``: no check at all, only when asked for, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bambu_lan.errors import ConfigError, TrustError
+
+log = logging.getLogger("bambu_lan.trust")
+
+# The three files Bambu users are told to keep in a bambu_certs/ folder.
+BAMBU_CERT_FILES = ("bambu.cert", "bambu_p2s_250626.cert", "bambu_h2c_251122.cert")
+_CERT_SUFFIXES = (".cert", ".pem", ".crt")
+# bambuddy's cipher string: some hardened OpenSSL builds drop the RSA-GCM suites printers use.
+CIPHERS = "DEFAULT:AES256-GCM-SHA384:AES128-GCM-SHA256"
+
+
+def default_known_printers_path() -> Path:
+    env = os.environ.get("BAMBU_KNOWN_PRINTERS")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "bambu-lan" / "known_printers"
+
+
+@dataclass(frozen=True, slots=True)
+class TrustConfig:
+    """How to decide that a printer is the one we mean."""
+
+    ca_file: Path | None = None
+    ca_dir: Path | None = None  # a bambu_certs/ folder: every .cert/.pem/.crt in it
+    known_printers: Path | None = None  # None: the default file in the user config dir
+    insecure: bool = False
+
+    @property
+    def mode(self) -> str:
+        if self.insecure:
+            return "insecure"
+        if self.ca_file or self.ca_dir:
+            return "ca"
+        return "pin"
+
+    def ca_files(self) -> list[Path]:
+        files: list[Path] = []
+        if self.ca_file is not None:
+            if not self.ca_file.is_file():
+                raise ConfigError(
+                    f"CA file not found: {self.ca_file}",
+                    hint="pass the path of a PEM file, e.g. bambu_certs/bambu.cert",
+                )
+            files.append(self.ca_file)
+        if self.ca_dir is not None:
+            if not self.ca_dir.is_dir():
+                raise ConfigError(
+                    f"CA directory not found: {self.ca_dir}",
+                    hint="a bambu_certs/ folder holding " + ", ".join(BAMBU_CERT_FILES),
+                )
+            found = sorted(p for p in self.ca_dir.iterdir() if p.suffix in _CERT_SUFFIXES)
+            if not found:
+                raise ConfigError(
+                    f"no certificate files (.cert, .pem, .crt) in {self.ca_dir}",
+                    hint="put " + ", ".join(BAMBU_CERT_FILES) + " there",
+                )
+            files.extend(found)
+        return files
+
+    def known_printers_path(self) -> Path:
+        return self.known_printers or default_known_printers_path()
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCertificate:
+    """The certificate a printer presented, for checks and for the doctor."""
+
+    der: bytes = field(repr=False)
+    fingerprint: str  # SHA-256 of the DER, lower-case hex
+    subject_cn: str
+    issuer_cn: str
+    not_before: datetime
+    not_after: datetime
+    version: int  # X.509 version: 1 or 3
+    serial_number: int
+
+    @classmethod
+    def from_der(cls, der: bytes) -> PeerCertificate:
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        cert = x509.load_der_x509_certificate(der)
+
+        def cn(name: x509.Name) -> str:
+            attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+            return str(attrs[0].value) if attrs else ""
+
+        return cls(
+            der=der,
+            fingerprint=fingerprint(der),
+            subject_cn=cn(cert.subject),
+            issuer_cn=cn(cert.issuer),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            version=cert.version.value + 1,
+            serial_number=cert.serial_number,
+        )
+
+
+def fingerprint(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def pretty_fingerprint(fp: str) -> str:
+    """``SHA256:ab:cd:…`` shortened for messages."""
+    pairs = [fp[i : i + 2] for i in range(0, len(fp), 2)]
+    return "SHA256:" + ":".join(pairs[:8]) + "…"
+
+
+class KnownPrinters:
+    """The pin file: one ``SERIAL FINGERPRINT`` line per printer. Safe for threads."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, str]:
+        pins: dict[str, str] = {}
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return pins
+        except OSError as exc:
+            raise ConfigError(f"cannot read the known-printers file {self.path}: {exc}") from None
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and not line.lstrip().startswith("#"):
+                pins[parts[0]] = parts[1].lower()
+        return pins
+
+    def get(self, serial: str) -> str | None:
+        with self._lock:
+            return self._read().get(serial)
+
+    def all(self) -> dict[str, str]:
+        with self._lock:
+            return self._read()
+
+    def pin(self, serial: str, fp: str) -> None:
+        self._update(serial, fp)
+
+    def forget(self, serial: str) -> bool:
+        with self._lock:
+            pins = self._read()
+            if serial not in pins:
+                return False
+        self._update(serial, None)
+        return True
+
+    def _update(self, serial: str, fp: str | None) -> None:
+        with self._lock:
+            pins = self._read()
+            if fp is None:
+                pins.pop(serial, None)
+            else:
+                pins[serial] = fp
+            lines = ["# bambu-lan known printers: serial, SHA-256 of the printer's certificate"]
+            lines += [f"{s} {f}" for s, f in sorted(pins.items())]
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".known_printers.", dir=self.path.parent)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write("\n".join(lines) + "\n")
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot write the known-printers file {self.path}: {exc}",
+                    hint="check the disk space and permissions, or set BAMBU_KNOWN_PRINTERS",
+                ) from None
+
+
+class HandshakeCheck:
+    """The identity check of one connection attempt; remembers what it saw for the caller."""
+
+    def __init__(self, serial: str, trust: TrustConfig, host: str = "") -> None:
+        self.serial = serial
+        self.trust = trust
+        self.host = host
+        self.peer: PeerCertificate | None = None
+        self.failure: TrustError | None = None
+        self.pinned_now = False
+        self.cipher: tuple[str, str, int] | None = None
+        self.tls_version: str | None = None
+
+    def verify(self, sock: ssl.SSLSocket) -> None:
+        """Called right after the handshake; raises TrustError to abort before CONNECT."""
+        der = sock.getpeercert(binary_form=True)
+        self.cipher = sock.cipher()
+        self.tls_version = sock.version()
+        if der is None:
+            self._fail("the printer presented no certificate")
+        assert der is not None
+        self.peer = PeerCertificate.from_der(der)
+        mode = self.trust.mode
+        if mode == "insecure":
+            return
+        where = f" at {self.host}" if self.host else ""
+        if self.peer.subject_cn != self.serial:
+            self._fail(
+                f"the printer{where} presents serial {self.peer.subject_cn or '(none)'}, "
+                f"not {self.serial}: wrong IP address or wrong serial; no credentials were sent",
+                hint="check the IP and the serial on the printer's screen (Settings > Device)",
+            )
+        if mode == "ca":
+            return  # OpenSSL verified the chain before we got here.
+        known = KnownPrinters(self.trust.known_printers_path())
+        pinned = known.get(self.serial)
+        if pinned is None:
+            known.pin(self.serial, self.peer.fingerprint)
+            self.pinned_now = True
+            log.warning(
+                "trusting %s on first use: pinned certificate %s in %s",
+                self.serial,
+                pretty_fingerprint(self.peer.fingerprint),
+                known.path,
+            )
+        elif pinned != self.peer.fingerprint:
+            self._fail(
+                f"the certificate of {self.serial}{where} changed since it was pinned "
+                f"(now {pretty_fingerprint(self.peer.fingerprint)}, pinned "
+                f"{pretty_fingerprint(pinned)}); no credentials were sent",
+                hint=(
+                    "if the printer was reset or replaced, forget the old pin with "
+                    f"`bambu-lan trust forget {self.serial}` (or edit {known.path}); "
+                    "otherwise something else answers at this address"
+                ),
+            )
+
+    def verification_failed(self, exc: ssl.SSLCertVerificationError) -> TrustError:
+        """A TrustError for a chain that OpenSSL refused (CA mode)."""
+        files = ", ".join(str(p) for p in self.trust.ca_files())
+        return TrustError(
+            f"the printer's certificate is not signed by the given CA ({files}): "
+            f"{exc.verify_message}; no credentials were sent",
+            hint="use Bambu's CA files (bambu_certs/) for a real printer, or the simulator's "
+            "ca.pem for the simulator",
+        )
+
+    def _fail(self, message: str, hint: str | None = None) -> None:
+        self.failure = TrustError(message, hint=hint)
+        raise self.failure
+
+
+def _load_ca_files(ctx: ssl.SSLContext, files: Iterable[Path]) -> None:
+    for path in files:
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"cannot load CA file {path}: {exc}") from None
+
+
+def client_context(check: HandshakeCheck) -> ssl.SSLContext:
+    """A client context for one connection attempt: TLS 1.2 exactly, identity checked in the
+    handshake by ``check``."""
+    trust = check.trust
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    # Bambu's CAs lack the key-usage extension that Python 3.13's strict mode requires.
+    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    ctx.set_ciphers(CIPHERS)
+    # The printer's certificate is named after its serial, not its IP (no IP SAN), and paho
+    # passes the IP as server_hostname: the name is compared to the serial in HandshakeCheck.
+    ctx.check_hostname = False
+    if trust.mode == "ca":
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        _load_ca_files(ctx, trust.ca_files())
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+
+    class CheckedSSLSocket(ssl.SSLSocket):
+        def do_handshake(self, block: bool = False) -> None:
+            try:
+                super().do_handshake(block)
+            except ssl.SSLCertVerificationError as exc:
+                check.failure = check.verification_failed(exc)
+                raise check.failure from None
+            check.verify(self)
+
+    ctx.sslsocket_class = CheckedSSLSocket
+    return ctx
+
+
+def describe_context(ctx: ssl.SSLContext) -> dict[str, Any]:
+    """For debugging and the doctor: the settings that matter."""
+    return {
+        "minimum_version": ctx.minimum_version.name,
+        "maximum_version": ctx.maximum_version.name,
+        "verify_mode": ctx.verify_mode.name,
+        "check_hostname": ctx.check_hostname,
+    }
