@@ -559,8 +559,9 @@ class Printer:
         conn = self._live()
         last: PrinterState | None = None
         while self._conn is not None:
+            seen = last
             await conn.wait_until(
-                lambda: conn.state is not last or self._conn is None or conn.session.closing,
+                lambda: conn.state is not seen or self._conn is None or conn.session.closing,
                 None,
             )
             if self._conn is None or conn.session.closing:
