@@ -559,9 +559,10 @@ class Printer:
         conn = self._live()
         last: PrinterState | None = None
         while self._conn is not None:
-            seen = last
             await conn.wait_until(
-                lambda: conn.state is not seen or self._conn is None or conn.session.closing,
+                lambda seen=last: (  # type: ignore[misc]
+                    conn.state is not seen or self._conn is None or conn.session.closing
+                ),
                 None,
             )
             if self._conn is None or conn.session.closing:

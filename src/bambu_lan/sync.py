@@ -1,0 +1,207 @@
+"""``SyncPrinter``: the same printer, for plain scripts without asyncio.
+
+::
+
+    with SyncPrinter("192.168.1.50", "03919A3B1200123", "12345678") as printer:
+        state = printer.wait_for_state()
+        print(state.job.state, state.temperatures.nozzle)
+        for event in printer.events(timeout=60):
+            print(event.message)
+
+All ``SyncPrinter`` objects of a process share one background event-loop thread, and so share
+one MQTT session per printer, like ``Printer`` handles in one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import queue
+import threading
+from collections.abc import Coroutine, Iterable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bambu_lan.config import PrinterConfig, Secret
+from bambu_lan.printer import CommandResult, Printer, PrinterOptions
+from bambu_lan.protocol.events import Event
+from bambu_lan.protocol.state import PrinterInfo, PrinterState
+from bambu_lan.protocol.topics import DEFAULT_PORT
+from bambu_lan.session import ConnectionStatus
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """One daemon thread running an event loop for every blocking handle in the process."""
+
+    _lock = threading.Lock()
+    _instance: _LoopThread | None = None
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(
+            target=self._main, args=(ready,), name="bambu-lan loop", daemon=True
+        )
+        self.thread.start()
+        ready.wait()
+
+    def _main(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        self.loop.run_forever()
+
+    @classmethod
+    def get(cls) -> _LoopThread:
+        with cls._lock:
+            if cls._instance is None or not cls._instance.thread.is_alive():
+                cls._instance = cls()
+                atexit.register(cls._instance.stop)
+            return cls._instance
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+
+
+class SyncPrinter:
+    """A blocking ``Printer``: same capabilities, for scripts. Use it as a context manager."""
+
+    def __init__(
+        self,
+        host: str,
+        serial: str,
+        access_code: str | Secret,
+        *,
+        port: int = DEFAULT_PORT,
+        ca_file: str | Path | None = None,
+        ca_dir: str | Path | None = None,
+        known_printers: str | Path | None = None,
+        insecure: bool = False,
+        options: PrinterOptions | None = None,
+        name: str = "",
+    ) -> None:
+        self._printer = Printer(
+            host,
+            serial,
+            access_code,
+            port=port,
+            ca_file=ca_file,
+            ca_dir=ca_dir,
+            known_printers=known_printers,
+            insecure=insecure,
+            options=options,
+            name=name,
+        )
+        self._runner = _LoopThread.get()
+        self._event_queue: queue.Queue[Event | None] | None = None
+        self._pump: Future[None] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> SyncPrinter:
+        printer = cls.__new__(cls)
+        printer._printer = Printer.from_config(cfg, options)
+        printer._runner = _LoopThread.get()
+        printer._event_queue = None
+        printer._pump = None
+        return printer
+
+    def __repr__(self) -> str:
+        return f"Sync{self._printer!r}"
+
+    def __enter__(self) -> SyncPrinter:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coro)
+
+    def connect(self, timeout: float | None = None) -> None:
+        """Connect; raises AuthError, TrustError or ConnectError when the printer says no."""
+        self._run(self._printer.connect(timeout))
+
+    def close(self) -> None:
+        """Disconnect cleanly and stop the event stream."""
+        if self._pump is not None:
+            self._pump.cancel()
+            self._pump = None
+        self._run(self._printer.close())
+        if self._event_queue is not None:
+            self._event_queue.put(None)
+
+    @property
+    def config(self) -> PrinterConfig:
+        return self._printer.config
+
+    @property
+    def state(self) -> PrinterState | None:
+        return self._printer.state
+
+    @property
+    def info(self) -> PrinterInfo | None:
+        return self._printer.info
+
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._printer.status
+
+    def wait_for_state(self, timeout: float = 30.0) -> PrinterState:
+        return self._run(self._printer.wait_for_state(timeout))
+
+    def refresh(self, timeout: float = 10.0) -> PrinterState:
+        return self._run(self._printer.refresh(timeout))
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
+        """Events as they come; stops after ``timeout`` s without one, or on close."""
+        if self._event_queue is None:
+            events: queue.Queue[Event | None] = queue.Queue()
+            self._event_queue = events
+
+            async def pump() -> None:
+                async for event in self._printer.events():
+                    events.put(event)
+
+            self._pump = asyncio.run_coroutine_threadsafe(pump(), self._runner.loop)
+        while True:
+            try:
+                event = self._event_queue.get(timeout=timeout)
+            except queue.Empty:
+                return
+            if event is None:
+                return
+            yield event
+
+    def send_command(self, command: Any, timeout: float | None = None) -> CommandResult:
+        return self._run(self._printer.send(command, timeout))
+
+    def pause(self) -> CommandResult:
+        return self._run(self._printer.pause())
+
+    def resume(self) -> CommandResult:
+        return self._run(self._printer.resume())
+
+    def stop(self) -> CommandResult:
+        return self._run(self._printer.stop())
+
+    def set_speed(self, level: int) -> CommandResult:
+        return self._run(self._printer.set_speed(level))
+
+    def set_light(self, on: bool, node: str = "chamber_light") -> CommandResult:
+        return self._run(self._printer.set_light(on, node))
+
+    def gcode(self, lines: str | Iterable[str]) -> CommandResult:
+        return self._run(self._printer.gcode(lines))
