@@ -161,18 +161,27 @@ def resolve_printer(
     profile: dict[str, Any] = {}
     name = printer or os.environ.get("BAMBU_PRINTER") or data.get("default")
     if name:
-        if name not in printers:
+        where = config_file or config_path()
+        # A `default` of the wrong type (a list, a table) is a name that is not there.
+        if not isinstance(name, str) or name not in printers:
             known = ", ".join(sorted(printers)) or "none"
             raise ConfigError(
-                f"no printer named {name!r} in {config_file or config_path()}",
+                f"no printer named {name!r} in {where}",
                 hint=f"printers defined there: {known}",
             )
         profile = printers[name]
+        if not isinstance(profile, dict):
+            raise ConfigError(
+                f"printer {name!r} in {where} is not a table",
+                hint=f'write it as [printers.{name}] with host = "...", serial = "...", '
+                'access_code = "..."',
+            )
     env = os.environ
-    port_text = port if port is not None else env.get("BAMBU_PORT") or profile.get("port")
+    # An explicit port is used as given (0 is refused by validate, not replaced by the default).
+    port_text: Any = port if port is not None else env.get("BAMBU_PORT") or profile.get("port")
     try:
-        port_value = int(port_text) if port_text else DEFAULT_PORT
-    except ValueError:
+        port_value = int(port_text) if port_text is not None and port_text != "" else DEFAULT_PORT
+    except (TypeError, ValueError):
         raise ConfigError(f"port must be a number, not {port_text!r}") from None
     trust = TrustConfig(
         ca_file=ca_file or _path(env.get("BAMBU_CA_FILE")) or _path(profile.get("ca_file")),

@@ -14,6 +14,7 @@ Three ways to trust, in order:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -77,7 +78,9 @@ class TrustConfig:
                     f"CA directory not found: {self.ca_dir}",
                     hint="a bambu_certs/ folder holding " + ", ".join(BAMBU_CERT_FILES),
                 )
-            found = sorted(p for p in self.ca_dir.iterdir() if p.suffix in _CERT_SUFFIXES)
+            found = sorted(
+                p for p in self.ca_dir.iterdir() if p.suffix in _CERT_SUFFIXES and p.is_file()
+            )
             if not found:
                 raise ConfigError(
                     f"no certificate files (.cert, .pem, .crt) in {self.ca_dir}",
@@ -183,9 +186,10 @@ class KnownPrinters:
             if fp is None:
                 pins.pop(serial, None)
             else:
-                pins[serial] = fp
+                pins[serial] = fp.lower()  # as _read returns it
             lines = ["# bambu-lan known printers: serial, SHA-256 of the printer's certificate"]
             lines += [f"{s} {f}" for s, f in sorted(pins.items())]
+            tmp: str | None = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=".known_printers.", dir=self.path.parent)
@@ -193,6 +197,9 @@ class KnownPrinters:
                     handle.write("\n".join(lines) + "\n")
                 os.replace(tmp, self.path)
             except OSError as exc:
+                if tmp is not None:  # a half-written copy must not pile up next to the file
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
                 raise ConfigError(
                     f"cannot write the known-printers file {self.path}: {exc}",
                     hint="check the disk space and permissions, or set BAMBU_KNOWN_PRINTERS",
@@ -302,10 +309,14 @@ def client_context(check: HandshakeCheck) -> ssl.SSLContext:
         def do_handshake(self, block: bool = False) -> None:
             try:
                 super().do_handshake(block)
+                check.verify(self)
             except ssl.SSLCertVerificationError as exc:
                 check.failure = check.verification_failed(exc)
+                self.close()  # refused: hang up now, not when the socket is collected
                 raise check.failure from None
-            check.verify(self)
+            except TrustError:
+                self.close()
+                raise
 
     ctx.sslsocket_class = CheckedSSLSocket
     return ctx

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("bambu_lan.cli.status_cmd:watch", "Live view of a printer (--json: JSON lines)."),
     "send": ("bambu_lan.cli.send_cmd:send", "Send a command; exit 0 only if the printer accepts."),
     "doctor": ("bambu_lan.cli.doctor_cmd:doctor", "Diagnose a printer connection: cause and fix."),
+    "trust": ("bambu_lan.cli.trust_cmd:trust", "List or forget pinned printer certificates."),
+    "config": ("bambu_lan.cli.config_cmd:config", "Where the config file is; its printers."),
 }
 
 

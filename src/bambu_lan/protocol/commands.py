@@ -91,7 +91,8 @@ def stop() -> Command:
 
 
 def print_speed(level: int) -> Command:
-    if level not in SPEED_LEVELS:
+    # Exactly an int: 2.0 or True would go out as param "2.0" / "True".
+    if type(level) is not int or level not in SPEED_LEVELS:
         raise ValueError("speed level must be 1 (silent), 2 (standard), 3 (sport) or 4 (ludicrous)")
     return Command(
         "print", "print_speed", {"param": str(level)}, confirmed_by=lambda s: s.speed.level == level

@@ -89,10 +89,13 @@ def decode_hms(attr: int, code: int, wiki_series: str = WIKI_SERIES_DEFAULT) -> 
     )
 
 
+_HEX = frozenset("0123456789ABCDEF")
+
+
 def parse_hms_code(text: str) -> tuple[int, int]:
     """``(attr, code)`` from ``HMS_0500_0500_0001_0007`` or ``0500_0500_0001_0007``."""
     parts = text.upper().removeprefix("HMS_").replace("-", "_").split("_")
-    if len(parts) != 4 or not all(len(p) == 4 for p in parts):
+    if len(parts) != 4 or not all(len(p) == 4 and _HEX.issuperset(p) for p in parts):
         raise ValueError(f"not an HMS code: {text!r} (expected AAAA_BBBB_CCCC_DDDD)")
     a, b, c, d = (int(p, 16) for p in parts)
     return (a << 16) | b, (c << 16) | d

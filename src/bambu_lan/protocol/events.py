@@ -59,6 +59,9 @@ class EventTracker:
         self._job_key: tuple[str, str] | None = None  # the job we are following
         self._job_terminal = False  # its terminal event was delivered
         self._last: PrinterState | None = None
+        # The last snapshot whose job state was known: a delta that arrives before the first
+        # full report has no gcode_state, and must not make the job in that report look new.
+        self._last_known: PrinterState | None = None
         self._cancel_requested = False
 
     def note_stop_requested(self) -> None:
@@ -71,8 +74,13 @@ class EventTracker:
         self._last = new
         events: list[Event] = []
         if new.job.state is not JobState.UNKNOWN:
-            self._job_events(old, new, events)
-        self._hms_events(old, new, events)
+            known = self._last_known
+            # An unchanged job section (the same object) cannot make a job event.
+            if known is None or known.job is not new.job:
+                self._job_events(known, new, events)
+            self._last_known = new
+        if old is None or old.hms is not new.hms:
+            self._hms_events(old, new, events)
         return events
 
     def _event(self, kind: EventKind, message: str, **data: Any) -> Event:
@@ -163,8 +171,9 @@ class EventTracker:
                     )
                 )
             return
-        if job.state is JobState.IDLE and self._job_key is not None and self._job_terminal:
-            # Back to idle after the terminal state: a later job with the same name is new.
+        if job.state is JobState.IDLE and self._job_key is not None:
+            # Back to idle, after the terminal state or without one we saw (a reboot, a missed
+            # report): there is no job now, so a later job with the same name is new.
             self._job_key = None
 
     def _hms_events(self, old: PrinterState | None, new: PrinterState, out: list[Event]) -> None:

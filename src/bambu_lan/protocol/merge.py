@@ -39,7 +39,16 @@ def apply_push(state: dict[str, Any], print_obj: dict[str, Any]) -> tuple[dict[s
 
     Envelope keys are dropped, so the state holds printer data only.
     """
-    body = {k: v for k, v in print_obj.items() if k not in ENVELOPE_KEYS}
     if is_full_report(print_obj):
-        return body, True
-    return deep_merge(state, body), False
+        return {k: v for k, v in print_obj.items() if k not in ENVELOPE_KEYS}, True
+    # deep_merge(state, body) in one pass, without building the body first (the hot path).
+    merged = dict(state)
+    for key, value in print_obj.items():
+        if key in ENVELOPE_KEYS:
+            continue
+        if isinstance(value, dict):
+            old = merged.get(key)
+            merged[key] = deep_merge(old, value) if isinstance(old, dict) else value
+        else:
+            merged[key] = value
+    return merged, False

@@ -10,11 +10,12 @@ keys are rebuilt and the others are shared with the previous snapshot.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from bambu_lan.protocol.decode import DecodeStats
 from bambu_lan.protocol.errors_table import (
@@ -95,6 +96,8 @@ EXTERNAL_SPOOL_ID = 254
 NO_TRAY_ID = 255
 
 
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
 # --- lenient coercion -----------------------------------------------------------------------
 
 
@@ -110,32 +113,43 @@ class _Reader:
         if self.stats is not None:
             self.stats.record(f"bad_type:{key}", repr(value).encode()[:60])
 
+    # Each reader returns at once for the type the printers send; anything else takes the
+    # slow path, which converts what it can and counts the rest.
+
     def float_(self, raw: Mapping[str, Any], key: str) -> float | None:
         value = raw.get(key)
+        if type(value) is float:
+            return value
+        if type(value) is int:
+            return float(value)
         if value is None:
             return None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         try:
             return float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             self._bad(key, value)
             return None
 
     def int_(self, raw: Mapping[str, Any], key: str) -> int | None:
         value = raw.get(key)
+        if type(value) is int:
+            return value
         if value is None:
             return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         try:
-            return int(float(value))
-        except (TypeError, ValueError):
+            number = int(float(value))
+        except (TypeError, ValueError, OverflowError):  # "inf", "1e999", "nan", [1]
             self._bad(key, value)
             return None
+        if not _INT_MIN <= number <= _INT_MAX:  # what JSON readers and writers handle
+            self._bad(key, value)
+            return None
+        return number
 
     def str_(self, raw: Mapping[str, Any], key: str) -> str:
         value = raw.get(key)
+        if type(value) is str:
+            return value
         if value is None:
             return ""
         if isinstance(value, str):
@@ -166,7 +180,39 @@ class _Reader:
 
 # --- sections -------------------------------------------------------------------------------
 
+_T = TypeVar("_T")
 
+
+def _fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` about twice as fast, same signature.
+
+    A frozen dataclass sets each field through ``object.__setattr__``; this one calls the slot
+    descriptors directly. Snapshots are built on every report (a farm: many thousands a second),
+    so construction is a large part of the cost. Instances stay frozen: only ``__init__`` changes.
+    """
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {}
+    params, lines = [], []
+    for f in fields:
+        if f.default_factory is not dataclasses.MISSING or not f.init or f.kw_only:
+            raise TypeError(f"_fast_init does not handle the field {cls.__name__}.{f.name}")
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        lines.append(f"    _set_{f.name}(self, {f.name})")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+    exec(source, namespace)  # noqa: S102 - fixed template, field names only (as dataclasses does)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Job:
     state: JobState
@@ -186,6 +232,7 @@ class Job:
         return self.state.active
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Temperatures:
     nozzle: float | None
@@ -196,6 +243,7 @@ class Temperatures:
     chamber_sensor: bool
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Fans:
     """Fan speeds in percent."""
@@ -206,6 +254,7 @@ class Fans:
     heatbreak: int | None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Speed:
     level: int | None  # 1-4
@@ -213,6 +262,7 @@ class Speed:
     percent: int | None  # spd_mag
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Tray:
     tray_id: int  # absolute: ams_id*4 + slot, 254 external spool
@@ -231,6 +281,7 @@ class Tray:
         return f"#{self.color[:6]}" if len(self.color) >= 6 else ""
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class AmsUnit:
     ams_id: int
@@ -239,6 +290,7 @@ class AmsUnit:
     trays: tuple[Tray, ...]
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class PrinterInfo:
     """What ``info.get_version`` says: model and firmware."""
@@ -249,6 +301,7 @@ class PrinterInfo:
     modules: tuple[Mapping[str, Any], ...] = ()
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class PrinterState:
     """One immutable snapshot of everything the printer has told us."""
@@ -309,6 +362,24 @@ _FAN_KEYS = frozenset(
 )
 _SPEED_KEYS = frozenset({"spd_lvl", "spd_mag"})
 
+# Sections of a snapshot, as bits, and the top-level keys each one reads.
+_JOB, _TEMPS, _FANS, _SPEED, _LIGHTS, _WIFI, _AMS, _VT_TRAY, _HMS, _PRINT_ERROR = (
+    1 << i for i in range(10)
+)
+_ALL_SECTIONS = (1 << 10) - 1
+_SECTION_OF: dict[str, int] = {
+    **dict.fromkeys(_JOB_KEYS, _JOB),
+    **dict.fromkeys(_TEMP_KEYS, _TEMPS),
+    **dict.fromkeys(_FAN_KEYS, _FANS),
+    **dict.fromkeys(_SPEED_KEYS, _SPEED),
+    "lights_report": _LIGHTS,
+    "wifi_signal": _WIFI,
+    "ams": _AMS,
+    "vt_tray": _VT_TRAY,
+    "hms": _HMS,
+    "print_error": _PRINT_ERROR,
+}
+
 
 class StateBuilder:
     """Turns successive merged reports into snapshots, rebuilding only what changed."""
@@ -341,62 +412,60 @@ class StateBuilder:
         previous snapshot (None: all of them)."""
         prev = self._last
         if prev is None or changed is None or self._force_full:
-            keys: frozenset[str] | set[str] | None = None
+            stale = _ALL_SECTIONS
             self._force_full = False
         else:
-            keys = changed if isinstance(changed, (set, frozenset)) else set(changed)
-
-        def stale(section_keys: frozenset[str]) -> bool:
-            return keys is None or not section_keys.isdisjoint(keys)
-
+            # One dict lookup per changed key says which sections read it.
+            stale = 0
+            section_of = _SECTION_OF.get
+            for key in changed:
+                stale |= section_of(key, 0)
         r = self._read
-        job = self._job(raw) if prev is None or stale(_JOB_KEYS) else prev.job
-        temps = self._temps(raw) if prev is None or stale(_TEMP_KEYS) else prev.temperatures
-        fans = self._fans(raw) if prev is None or stale(_FAN_KEYS) else prev.fans
-        speed = self._speed(raw) if prev is None or stale(_SPEED_KEYS) else prev.speed
-        if prev is None or keys is None or "lights_report" in keys:
-            lights = self._lights(raw)
-        else:
-            lights = prev.lights
-        if prev is None or keys is None or "wifi_signal" in keys:
+        job = self._job(raw) if prev is None or stale & _JOB else prev.job
+        temps = self._temps(raw) if prev is None or stale & _TEMPS else prev.temperatures
+        fans = self._fans(raw) if prev is None or stale & _FANS else prev.fans
+        speed = self._speed(raw) if prev is None or stale & _SPEED else prev.speed
+        lights = self._lights(raw) if prev is None or stale & _LIGHTS else prev.lights
+        if prev is None or stale & _WIFI:
             wifi = _dbm(r.str_(raw, "wifi_signal"))
         else:
             wifi = prev.wifi_signal_dbm
-        if prev is None or keys is None or "ams" in keys:
+        if prev is None or stale & _AMS:
             ams, active = self._ams(raw)
         else:
             ams, active = prev.ams, prev.active_tray
-        if prev is None or keys is None or "vt_tray" in keys:
+        if prev is None or stale & _VT_TRAY:
             vt = r.dict_(raw, "vt_tray")
             external = self._tray(vt, None, None) if vt else None
         else:
             external = prev.external_spool
-        hms = self._hms(raw) if prev is None or keys is None or "hms" in keys else prev.hms
-        if prev is None or keys is None or "print_error" in keys:
+        hms = self._hms(raw) if prev is None or stale & _HMS else prev.hms
+        if prev is None or stale & _PRINT_ERROR:
             print_error = decode_print_error(r.int_(raw, "print_error") or 0)
         else:
             print_error = prev.print_error
-        sdcard_raw = raw.get("sdcard")
+        sdcard = raw.get("sdcard")
+        model = self._model
         info = self.info
         state = PrinterState(
-            serial=self.serial,
-            model=(self._model.name if self._model else None),
-            firmware=info.firmware if info else None,
-            job=job,
-            temperatures=temps,
-            fans=fans,
-            speed=speed,
-            lights=lights,
-            wifi_signal_dbm=wifi,
-            ams=ams,
-            external_spool=external,
-            active_tray=active,
-            hms=hms,
-            print_error=print_error,
-            sdcard=sdcard_raw if isinstance(sdcard_raw, bool) else None,
-            complete=complete,
-            updated_at=time.time(),
-            raw=raw,
+            self.serial,
+            model.name if model else None,
+            info.firmware if info else None,
+            job,
+            temps,
+            fans,
+            speed,
+            lights,
+            wifi,
+            ams,
+            external,
+            active,
+            hms,
+            print_error,
+            sdcard if isinstance(sdcard, bool) else None,
+            complete,
+            time.time(),
+            raw,
         )
         self._last = state
         return state
@@ -405,9 +474,8 @@ class StateBuilder:
 
     def _job(self, raw: Mapping[str, Any]) -> Job:
         r = self._read
+        # A missing gcode_state reads as "": UNKNOWN, like any value we do not know.
         state = _JOB_STATES.get(r.str_(raw, "gcode_state").upper(), JobState.UNKNOWN)
-        if "gcode_state" not in raw:
-            state = JobState.UNKNOWN
         stage_id = r.int_(raw, "stg_cur")
         active = state.active
         stage = (
@@ -549,7 +617,8 @@ def _pct255(value: int) -> int:
 
 def info_from_version_reply(reply: Mapping[str, Any], serial: str) -> PrinterInfo:
     """PrinterInfo from an ``info.get_version`` reply (protocol.md §4.8)."""
-    modules = tuple(m for m in reply.get("module", []) or [] if isinstance(m, dict))
+    listed = reply.get("module")
+    modules = tuple(m for m in listed if isinstance(m, dict)) if isinstance(listed, list) else ()
     ota = next((m for m in modules if m.get("name") == "ota"), None)
     firmware = str(ota.get("sw_ver", "")) if ota else ""
     product = str(ota.get("product_name", "")) if ota else ""

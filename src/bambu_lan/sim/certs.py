@@ -50,6 +50,7 @@ __all__ = [
     "CIPHERS",
     "LEAF_KEY_FILE",
     "LEAVES_DIR",
+    "SERIAL_RE",
     "CertAuthority",
     "default_cert_dir",
     "der_fingerprint",
@@ -82,7 +83,7 @@ _KEY_SIZE: Final = 2048
 
 # A serial becomes a file name and an MQTT topic level: keep it to letters and digits
 # (real serials are 15 upper-case alphanumerics), plus '-' and '_' for hand-made test names.
-_SERIAL_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SERIAL_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # One lock per directory inside this process (flock below guards against other processes;
 # the thread lock keeps two threads of one process from racing on the same files).
@@ -105,7 +106,7 @@ def default_cert_dir() -> Path:
 
 
 def _check_serial(serial: str) -> None:
-    if not _SERIAL_RE.fullmatch(serial):
+    if not SERIAL_RE.fullmatch(serial):
         raise ValueError(
             f"invalid serial {serial!r}: use 1-64 letters, digits, '-' or '_' "
             "(real serials are 15 upper-case letters and digits)"
@@ -316,6 +317,8 @@ class CertAuthority:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         context.set_ciphers(CIPHERS)
+        # No TLS 1.2 renegotiation (mbedTLS, the printers' TLS stack, leaves it off too).
+        context.options |= ssl.OP_NO_RENEGOTIATION
         context.load_cert_chain(self.leaf_path(serial), self.leaf_key_path)
         return context
 

@@ -1,0 +1,291 @@
+"""Options shared by every command that talks to a printer, and the helpers that run them.
+
+Importing this module costs only click: the library (paho, cryptography, orjson) is imported
+inside the commands, so ``bambu-lan --help`` stays fast.
+
+A command declares its connection options with one decorator and receives them as one
+``ConnectionParams`` value::
+
+    @click.command()
+    @connection_options
+    @json_option
+    def status(conn: ConnectionParams, as_json: bool) -> None:
+        cfg = conn.resolve()          # a validated PrinterConfig (ConfigError otherwise)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from bambu_lan.config import PrinterConfig
+    from bambu_lan.errors import BambuError
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+INSECURE_WARNING = (
+    "WARNING: --insecure: the printer's identity is NOT checked. The access code goes to "
+    "whoever answers at this address. Use --ca-file/--ca-dir, or drop --insecure to pin the "
+    "certificate on first use."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionParams:
+    """The connection options as given on the command line (not yet merged with the
+    environment and the config file: ``resolve()`` does that)."""
+
+    host: str | None
+    serial: str | None
+    access_code: str | None
+    port: int | None
+    ca_file: Path | None
+    ca_dir: Path | None
+    insecure: bool
+    printer: str | None
+    known_printers: Path | None
+
+    def __repr__(self) -> str:  # never show the access code
+        return (
+            f"ConnectionParams(host={self.host!r}, serial={self.serial!r}, port={self.port!r}, "
+            f"printer={self.printer!r})"
+        )
+
+    def resolve(self) -> PrinterConfig:
+        """A validated ``PrinterConfig``: options, then BAMBU_* variables, then the profile."""
+        from bambu_lan.config import resolve_printer
+
+        cfg = resolve_printer(
+            printer=self.printer,
+            host=self.host,
+            serial=self.serial,
+            access_code=self.access_code,
+            port=self.port,
+            ca_file=self.ca_file,
+            ca_dir=self.ca_dir,
+            insecure=self.insecure,
+            known_printers=self.known_printers,
+        )
+        if cfg.trust.insecure:
+            click.secho(INSECURE_WARNING, fg="red", bold=True, err=True)
+        return cfg
+
+
+_PATH = click.Path(path_type=Path, dir_okay=False)
+_DIR = click.Path(path_type=Path, file_okay=False)
+
+_CONNECTION_OPTIONS: list[Callable[[F], F]] = [
+    click.option(
+        "--host",
+        envvar="BAMBU_HOST",
+        metavar="IP",
+        help="The printer's IP address (A1: Settings > WLAN on its screen). Env: BAMBU_HOST.",
+    ),
+    click.option(
+        "--serial",
+        envvar="BAMBU_SERIAL",
+        metavar="SERIAL",
+        help="The printer's serial number, 15 characters, upper case (Settings > Device). "
+        "Env: BAMBU_SERIAL.",
+    ),
+    click.option(
+        "--access-code",
+        envvar="BAMBU_ACCESS_CODE",
+        metavar="CODE",
+        show_default=False,
+        help="The 8-character LAN access code (Settings > WLAN; it changes when LAN-only or "
+        "Developer Mode is toggled). Env: BAMBU_ACCESS_CODE. Never printed.",
+    ),
+    click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        metavar="PORT",
+        help="MQTT port.  [default: 8883; env: BAMBU_PORT]",
+    ),
+    click.option(
+        "--ca-file",
+        type=_PATH,
+        metavar="FILE",
+        help="Trust the printer through this CA bundle (e.g. bambu_certs/bambu.cert) and check "
+        "that its certificate names the serial. Env: BAMBU_CA_FILE.",
+    ),
+    click.option(
+        "--ca-dir",
+        type=_DIR,
+        metavar="DIR",
+        help="A bambu_certs/ folder: trust every .cert/.pem/.crt in it. Env: BAMBU_CA_DIR.",
+    ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        help="Do not check the printer's identity at all (loud warning). Without a CA, the "
+        "certificate is pinned on first use instead, like SSH.",
+    ),
+    click.option(
+        "--printer",
+        "printer_name",
+        envvar="BAMBU_PRINTER",
+        metavar="NAME",
+        help="A printer profile from the config file (`bambu-lan config path`). "
+        "Env: BAMBU_PRINTER.",
+    ),
+    click.option(
+        "--known-printers",
+        type=_PATH,
+        metavar="FILE",
+        hidden=True,
+        help="The pin file (default: ~/.config/bambu-lan/known_printers or BAMBU_KNOWN_PRINTERS).",
+    ),
+]
+
+_KEYS = (
+    "host",
+    "serial",
+    "access_code",
+    "port",
+    "ca_file",
+    "ca_dir",
+    "insecure",
+    "printer_name",
+    "known_printers",
+)
+
+
+def connection_options(func: F) -> F:
+    """Add --host, --serial, --access-code, --port, --ca-file, --ca-dir, --insecure and
+    --printer; the command receives them as ``conn: ConnectionParams``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {key: kwargs.pop(key) for key in _KEYS}
+        conn = ConnectionParams(
+            host=values["host"],
+            serial=values["serial"],
+            access_code=values["access_code"],
+            port=values["port"],
+            ca_file=values["ca_file"],
+            ca_dir=values["ca_dir"],
+            insecure=bool(values["insecure"]),
+            printer=values["printer_name"],
+            known_printers=values["known_printers"],
+        )
+        return func(*args, conn=conn, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(_CONNECTION_OPTIONS):
+        decorated = option(decorated)
+    result: F = decorated
+    return result
+
+
+def json_option(func: F) -> F:
+    """Add --json; the command receives it as ``as_json``."""
+    decorated: F = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Machine-readable output: JSON on stdout (errors too, with exit code 2).",
+    )(func)
+    return decorated
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    if hasattr(value, "items"):
+        return dict(value.items())
+    return str(value)
+
+
+def dumps(obj: Any) -> str:
+    """One line of JSON (non-ASCII kept, unknown types as strings)."""
+    return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def echo_json(obj: Any) -> None:
+    """Print one JSON object on one line and flush it (for pipes and `jq`)."""
+    click.echo(dumps(obj))
+    sys.stdout.flush()
+
+
+def error_dict(exc: BambuError) -> dict[str, Any]:
+    """A library error as JSON-ready data (the messages never contain the access code)."""
+    return {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint or None}
+
+
+@contextlib.contextmanager
+def json_errors(as_json: bool) -> Iterator[None]:
+    """With --json: a library error becomes ``{"ok": false, "error": {...}}`` on stdout plus
+    the usual ``error:``/``hint:`` lines on stderr, and exit code 2. Without: unchanged (the
+    entry point prints the error and hint)."""
+    from bambu_lan.errors import BambuError
+
+    try:
+        yield
+    except BambuError as exc:
+        if not as_json:
+            raise
+        echo_json({"ok": False, "error": error_dict(exc)})
+        click.echo(f"error: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        raise SystemExit(2) from None
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine. SIGTERM cancels it like Ctrl-C does, so ``async with``
+    blocks still end cleanly (MQTT DISCONNECT sent) when a service manager stops us; the
+    process then exits with 143 (Ctrl-C: KeyboardInterrupt, handled by the caller)."""
+    terminated = False
+
+    async def main() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        installed = False
+
+        def on_sigterm() -> None:
+            nonlocal terminated
+            terminated = True
+            if task is not None:
+                task.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+            installed = True
+        try:
+            return await coro
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        if terminated:
+            raise SystemExit(143) from None
+        raise

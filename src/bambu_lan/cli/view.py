@@ -1,0 +1,558 @@
+"""The live view of one printer (``watch``, ``demo``, ``status``).
+
+Two faces of the same content:
+
+* on a terminal, a rich panel redrawn in place: job, progress bar, temperatures, fans, AMS
+  trays with colour swatches, HMS alerts with wiki links, connection health;
+* anywhere else (a pipe, a log file), plain text: one line per change of what matters (job
+  state, progress, layer, stage, speed, light, alerts, connection), one line per event.
+
+rich is imported only when a panel is drawn, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+    from rich.table import Table
+
+    from bambu_lan.printer import Printer
+    from bambu_lan.protocol.events import Event
+    from bambu_lan.protocol.state import PrinterInfo, PrinterState, Tray
+    from bambu_lan.session import ConnectionStatus
+
+JOB_STYLES = {
+    "RUNNING": "bold green",
+    "PREPARE": "bold cyan",
+    "PAUSE": "bold yellow",
+    "FINISH": "bold blue",
+    "FAILED": "bold red",
+    "IDLE": "dim",
+    "OFFLINE": "red",
+}
+SEVERITY_STYLES = {"fatal": "bold red", "serious": "red", "common": "yellow", "info": "cyan"}
+MAX_EVENTS_SHOWN = 6
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Everything one frame of the view shows."""
+
+    label: str
+    state: PrinterState | None
+    status: ConnectionStatus | None
+    info: PrinterInfo | None = None
+    events: Sequence[Event] = ()
+    title: str = ""  # e.g. "simulated A1 (demo)"
+    footer: str = ""  # e.g. "Ctrl-C to quit"
+
+
+# --- words ----------------------------------------------------------------------------------
+
+
+def fmt_temp(current: float | None, target: float | None) -> str:
+    """``219.8 → 220 °C`` while heating to a target, ``24.9 °C`` otherwise."""
+    if current is None:
+        return "?"
+    if target:
+        return f"{current:.1f} → {target:.0f} °C"
+    return f"{current:.1f} °C"
+
+
+def fmt_minutes(minutes: int | None) -> str:
+    if minutes is None or minutes < 0:
+        return "?"
+    hours, mins = divmod(minutes, 60)
+    return f"{hours} h {mins:02d} min" if hours else f"{mins} min"
+
+
+def fmt_pct(value: int | None) -> str:
+    return "?" if value is None else f"{value}%"
+
+
+def fmt_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "no report yet"
+    if seconds < 10:
+        return f"last report {seconds:.1f} s ago"
+    return f"last report {seconds:.0f} s ago"
+
+
+def connection_text(status: ConnectionStatus | None) -> str:
+    """``connected, last report 0.4 s ago`` or ``disconnected: <why>``."""
+    if status is None:
+        return "not started"
+    parts = [status.state.value]
+    if status.state.value != "connected" and status.last_error:
+        parts[0] += f": {status.last_error}"
+    parts.append(fmt_age(status.last_message_age()))
+    if status.connects > 1:
+        parts.append(f"{status.connects - 1} reconnect{'s' if status.connects > 2 else ''}")
+    if status.watchdog_kicks:
+        parts.append(f"watchdog fired {status.watchdog_kicks}x")
+    return ", ".join(parts)
+
+
+def lights_text(state: PrinterState) -> str:
+    if not state.lights:
+        return "?"
+    if set(state.lights) == {"chamber_light"}:
+        return state.lights["chamber_light"]
+    return ", ".join(f"{node.replace('_', ' ')} {mode}" for node, mode in state.lights.items())
+
+
+def speed_text(state: PrinterState) -> str:
+    speed = state.speed
+    if speed.level is None:
+        return "?"
+    name = speed.name or f"level {speed.level}"
+    return f"{name} ({speed.percent}%)" if speed.percent is not None else name
+
+
+def stage_text(state: PrinterState) -> str:
+    """The stage in words; nothing while PREPARE still reports the idle stage 0."""
+    job = state.job
+    if job.state.value == "PREPARE" and job.stage_id == 0:
+        return ""
+    return job.stage
+
+
+def job_text(state: PrinterState) -> str:
+    """``RUNNING 42% layer 12/50 (printing), 18 min left``."""
+    job = state.job
+    parts = [job.state.value]
+    if job.active or job.state.value in ("FINISH", "FAILED"):
+        if job.name or job.file:
+            parts.append(repr(job.name or job.file))
+        parts.append(f"{job.progress}%")
+        if job.total_layers:
+            parts.append(f"layer {job.layer}/{job.total_layers}")
+        if stage := stage_text(state):
+            parts.append(f"({stage})")
+        if job.prepare_percent is not None:
+            parts.append(f"preparing {job.prepare_percent}%")
+        if job.active and job.remaining_minutes is not None:
+            parts.append(f"{fmt_minutes(job.remaining_minutes)} left")
+    return " ".join(parts)
+
+
+def tray_text(tray: Tray) -> str:
+    if tray.empty:
+        return "empty"
+    parts = [tray.type or "?"]
+    if tray.color_hex:
+        parts.append(tray.color_hex)
+    if tray.remain is not None:
+        parts.append(f"{tray.remain}%")
+    return " ".join(parts)
+
+
+# --- plain text -----------------------------------------------------------------------------
+
+
+def plain_key(snap: Snapshot) -> tuple[Any, ...]:
+    """What must change for the plain view to print a new line (not the noisy temperatures)."""
+    state, status = snap.state, snap.status
+    link = (status.state.value, status.last_error) if status else None
+    if state is None:
+        return (link,)
+    job = state.job
+    return (
+        link,
+        job.state,
+        job.progress // 5,  # a line per 5 %; layer changes come as events
+        job.stage,
+        job.prepare_percent,
+        state.speed.level,
+        tuple(sorted(state.lights.items())),
+        tuple(a.code for a in state.hms),
+        state.print_error.value if state.print_error else 0,
+        state.active_tray,
+    )
+
+
+def plain_line(snap: Snapshot) -> str:
+    """One line: time, printer, job, temperatures, speed, light, alerts, connection."""
+    stamp = time.strftime("%H:%M:%S")
+    state, status = snap.state, snap.status
+    head = f"{stamp} {snap.label}"
+    link = status.state.value if status else "not started"
+    if status is not None and status.state.value != "connected" and status.last_error:
+        link += f" ({status.last_error})"
+    if state is None:
+        return f"{head} {link}, waiting for the first report"
+    t = state.temperatures
+    parts = [
+        job_text(state),
+        f"nozzle {fmt_temp(t.nozzle, t.nozzle_target)}",
+        f"bed {fmt_temp(t.bed, t.bed_target)}",
+        f"speed {speed_text(state)}",
+        f"light {lights_text(state)}",
+    ]
+    if state.hms:
+        parts.append("HMS " + ", ".join(a.short for a in state.hms))
+    if state.print_error:
+        parts.append(f"error {state.print_error.hex} {state.print_error.text}".rstrip())
+    if status is not None and status.state.value != "connected":
+        parts.append(link)
+    return f"{head} " + " | ".join(parts)
+
+
+def event_line(event: Event) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+    return f"{stamp} {event.serial} event {event.kind.value}: {event.message}"
+
+
+# --- rich panel -----------------------------------------------------------------------------
+
+
+def _kv_table() -> Table:
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    return table
+
+
+def render(snap: Snapshot) -> RenderableType:
+    """The panel for one frame."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    state, status, info = snap.state, snap.status, snap.info
+    model = (info.model if info else None) or (state.model if state else None) or "printer"
+    firmware = (info.firmware if info else None) or (state.firmware if state else None)
+    title = Text.assemble(
+        (f"{model} ", "bold"),
+        (snap.label, "bold cyan"),
+        (f"  firmware {firmware}" if firmware else "", "dim"),
+        (f"  {snap.title}" if snap.title else "", "magenta"),
+    )
+    subtitle = snap.footer or None
+    grid = _kv_table()
+    link_style = "green" if status is not None and status.connected else "bold red"
+    grid.add_row("connection", Text(connection_text(status), style=link_style))
+    if state is None:
+        grid.add_row("", Text("waiting for the first full report…", style="dim"))
+        return Panel(grid, title=title, subtitle=subtitle, expand=False)
+
+    # The job.
+    job = state.job
+    grid.add_row("", "")
+    job_line = Text(job.state.value, style=JOB_STYLES.get(job.state.value, ""))
+    if job.name or job.file:
+        job_line.append(f"  {job.name or job.file}")
+    grid.add_row("job", job_line)
+    if job.active or job.state.value in ("FINISH", "FAILED"):
+        bar = Table.grid(padding=(0, 1))
+        bar.add_column(width=40)
+        bar.add_column()
+        complete_style = "yellow" if job.state.value == "PAUSE" else "green"
+        bar.add_row(
+            ProgressBar(total=100, completed=job.progress, width=40, complete_style=complete_style),
+            Text(f"{job.progress:3d}%"),
+        )
+        grid.add_row("progress", bar)
+        if job.total_layers:
+            grid.add_row("layer", f"{job.layer} / {job.total_layers}")
+        if stage := stage_text(state):
+            grid.add_row("stage", stage)
+        if job.prepare_percent is not None:
+            grid.add_row("preparing", f"{job.prepare_percent}%")
+        if job.active:
+            grid.add_row("remaining", fmt_minutes(job.remaining_minutes))
+    if state.print_error is not None:
+        text = state.print_error.text or "unknown error code (see the Bambu wiki)"
+        grid.add_row("print error", Text(f"{state.print_error.hex}: {text}", style="bold red"))
+
+    # The machine.
+    t = state.temperatures
+    grid.add_row("", "")
+    grid.add_row("nozzle", fmt_temp(t.nozzle, t.nozzle_target))
+    grid.add_row("bed", fmt_temp(t.bed, t.bed_target))
+    grid.add_row(
+        "chamber",
+        fmt_temp(t.chamber, None) if t.chamber_sensor else Text("no sensor", style="dim"),
+    )
+    fans = state.fans
+    grid.add_row(
+        "fans",
+        f"part {fmt_pct(fans.part)}  aux {fmt_pct(fans.aux)}  chamber {fmt_pct(fans.chamber)}"
+        f"  heatbreak {fmt_pct(fans.heatbreak)}",
+    )
+    grid.add_row("speed", speed_text(state))
+    grid.add_row("light", lights_text(state))
+    wifi = state.wifi_signal_dbm
+    grid.add_row("wi-fi", f"{wifi} dBm" if wifi is not None else "?")
+    trays = _trays_table(state)
+    if trays is not None:
+        grid.add_row("", "")
+        grid.add_row("filament", trays)
+
+    rows: list[RenderableType] = [grid]
+    if state.hms:
+        alerts = Table.grid(padding=(0, 1))
+        alerts.add_column(no_wrap=True)
+        alerts.add_column()
+        for alert in state.hms:
+            style = SEVERITY_STYLES.get(alert.severity, "")
+            alerts.add_row(
+                Text(f"{alert.short} {alert.severity}", style=style),
+                Text.assemble(
+                    alert.text or "no description shipped; see the wiki",
+                    "\n",
+                    Text(alert.wiki_url, style=f"dim link {alert.wiki_url}"),
+                ),
+            )
+        rows.append(Panel(alerts, title="HMS alerts", title_align="left", border_style="red"))
+    if snap.events:
+        events = Table.grid(padding=(0, 1))
+        events.add_column(style="dim", no_wrap=True)
+        events.add_column()
+        for event in list(snap.events)[-MAX_EVENTS_SHOWN:]:
+            events.add_row(time.strftime("%H:%M:%S", time.localtime(event.at)), event.message)
+        rows.append(Panel(events, title="events", title_align="left", border_style="dim"))
+    return Panel(Group(*rows), title=title, subtitle=subtitle, expand=False)
+
+
+def _trays_table(state: PrinterState) -> Table | None:
+    """AMS trays and the external spool: swatch, type, colour, remain, which is loaded."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not state.ams and state.external_spool is None:
+        return None
+    table = Table.grid(padding=(0, 1))
+    for _ in range(6):
+        table.add_column(no_wrap=True)
+
+    def add(name: str, tray: Tray) -> None:
+        swatch = Text("    ")
+        if tray.color_hex and not tray.empty:
+            swatch = Text("████", style=tray.color_hex)
+        table.add_row(
+            name,
+            swatch,
+            "empty" if tray.empty else (tray.type or "?"),
+            "" if tray.empty else tray.color_hex,
+            Text("" if tray.empty else f"{fmt_pct(tray.remain):>4}"),
+            Text("◀ loaded" if state.active_tray == tray.tray_id else "", style="bold green"),
+        )
+
+    for unit in state.ams:
+        about = []
+        if unit.humidity is not None:
+            about.append(f"humidity {unit.humidity}")
+        if unit.temperature:  # 0: no sensor (AMS Lite)
+            about.append(f"{unit.temperature:.0f} °C")
+        header = f"AMS {unit.ams_id + 1}" + (f" ({', '.join(about)})" if about else "")
+        table.add_row(Text(header, style="dim"))
+        for tray in unit.trays:
+            slot = (tray.slot if tray.slot is not None else tray.tray_id) + 1
+            add(f"  slot {slot}", tray)
+    if state.external_spool is not None:
+        add("external spool", state.external_spool)
+    return table
+
+
+# --- displays -------------------------------------------------------------------------------
+
+
+class Display(Protocol):
+    def update(self, snap: Snapshot) -> None: ...
+
+    def event(self, event: Event) -> None: ...
+
+    def close(self, snap: Snapshot | None) -> None: ...
+
+
+class PlainDisplay:
+    """One line per change, one line per event; flushed, for logs and pipes."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self._echo = echo or _echo_flush
+        self._last: tuple[Any, ...] | None = None
+
+    def update(self, snap: Snapshot) -> None:
+        key = plain_key(snap)
+        if key != self._last:
+            self._last = key
+            self._echo(plain_line(snap))
+
+    def event(self, event: Event) -> None:
+        self._echo(event_line(event))
+
+    def close(self, snap: Snapshot | None) -> None:
+        if snap is not None:
+            self.update(snap)
+
+
+class PanelDisplay:
+    """The rich panel, redrawn in place; the last frame stays on screen at the end."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = console or Console()
+        self._live: Live = Live(
+            console=self.console, auto_refresh=False, redirect_stderr=False, transient=False
+        )
+        self._live.start()
+
+    def update(self, snap: Snapshot) -> None:
+        self._live.update(render(snap), refresh=True)
+
+    def event(self, event: Event) -> None:
+        pass  # shown inside the panel (Snapshot.events)
+
+    def close(self, snap: Snapshot | None) -> None:
+        if snap is not None:
+            self._live.update(render(snap), refresh=True)
+        self._live.stop()
+
+
+def _echo_flush(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+def make_display(plain: bool | None = None) -> Display:
+    """The panel on a terminal, plain lines otherwise (or as asked)."""
+    if plain is None:
+        plain = not sys.stdout.isatty()
+    return PlainDisplay() if plain else PanelDisplay()
+
+
+def print_once(snap: Snapshot, plain: bool = False) -> None:
+    """One frame: the panel (without colours when not on a terminal), or one plain line."""
+    if plain:
+        _echo_flush(plain_line(snap))
+        return
+    from rich.console import Console
+
+    Console().print(render(snap))
+
+
+# --- following a printer --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FollowResult:
+    reason: str  # "event", "duration", "max_events", "failed", "closed"
+    last_event: Event | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+async def follow(
+    printer: Printer,
+    display: Display,
+    *,
+    label: str,
+    title: str = "",
+    footer: str = "",
+    until: Callable[[Event], bool] | None = None,
+    duration: float | None = None,
+    max_events: int | None = None,
+    tick: float = 0.5,
+    initial_events: Sequence[Event] = (),
+    on_start: Callable[[], object] | None = None,
+) -> FollowResult:
+    """Show ``printer`` on ``display`` until ``until(event)`` is true, ``duration`` seconds
+    pass, ``max_events`` events were seen, or the printer is closed. Disconnects are shown
+    (the connection line, a ``disconnected`` event) and the view keeps going: the library
+    reconnects by itself. ``on_start`` runs once the event subscription is in place."""
+    recent: deque[Event] = deque(initial_events, maxlen=MAX_EVENTS_SHOWN)
+    result = FollowResult(reason="closed")
+    changed = asyncio.Event()
+    done = asyncio.Event()
+
+    def snapshot() -> Snapshot:
+        status = None
+        with contextlib.suppress(Exception):
+            status = printer.status
+        return Snapshot(
+            label=label,
+            state=printer.state,
+            status=status,
+            info=printer.info,
+            events=tuple(recent),
+            title=title,
+            footer=footer,
+        )
+
+    async def watch_events() -> None:
+        async for event in printer.events():
+            recent.append(event)
+            result.events.append(event)
+            display.event(event)
+            changed.set()
+            if until is not None and until(event):
+                result.reason, result.last_event = "event", event
+                done.set()
+                return
+            if max_events is not None and len(result.events) >= max_events:
+                result.reason, result.last_event = "max_events", event
+                done.set()
+                return
+        done.set()
+
+    async def watch_states() -> None:
+        async for _ in printer.states():
+            changed.set()
+        done.set()
+
+    async def draw() -> None:
+        # Tasks take their first step in creation order: watch_events() has subscribed.
+        if on_start is not None:
+            on_start()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(tick):
+                    await changed.wait()
+            changed.clear()
+            snap = snapshot()
+            display.update(snap)
+            if snap.status is not None and snap.status.state.value == "failed":
+                result.reason = "failed"  # the library gave up (access code, identity)
+                done.set()
+                return
+
+    async def timer() -> None:
+        if duration is not None:
+            await asyncio.sleep(duration)
+            result.reason = "duration"
+            done.set()
+
+    display.update(snapshot())
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(watch_events()),
+                group.create_task(watch_states()),
+                group.create_task(draw()),
+                group.create_task(timer()),
+            ]
+            await done.wait()
+            for task in tasks:
+                task.cancel()
+    finally:
+        # Also on Ctrl-C: the last frame stays on screen and the terminal is restored.
+        display.close(snapshot())
+    return result
