@@ -1,0 +1,69 @@
+"""Many printers in one Farm, and the blocking facade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bambu_lan import EventKind, Farm, PrinterConfig, PrinterOptions, Secret, SyncPrinter
+from bambu_lan.sim import SimFleet, SimThread, SimulatedPrinter
+from bambu_lan.trust import TrustConfig
+
+
+async def test_farm_of_100_printers_reaches_full_state(sim_cert_dir: Path) -> None:
+    async with SimFleet(
+        100, "a1", host_mode="address", port=0, cert_dir=sim_cert_dir, time_scale=5, seed=3
+    ) as fleet:
+        configs = [
+            PrinterConfig(
+                host=p.host,
+                serial=p.serial,
+                access_code=Secret(p.access_code),
+                port=p.port,
+                trust=TrustConfig(ca_file=p.ca_path),
+            )
+            for p in fleet.printers
+        ]
+        assert len({c.host for c in configs}) == 100  # one loopback address each
+        async with Farm(configs, PrinterOptions()) as farm:
+            states = await farm.wait_for_states(timeout=60)
+            assert len(states) == 100
+            assert {s.serial for s in states.values()} == {p.serial for p in fleet.printers}
+            assert all(s.complete for s in states.values())
+            # One session per printer.
+            assert all(p.broker.session_count == 1 for p in fleet.printers)
+            # Events from several printers arrive on one stream.
+            fleet.printers[0].model.start_print(layers=2, name="a")
+            fleet.printers[99].model.start_print(layers=2, name="b")
+            started: set[str] = set()
+            async for event in farm.events():
+                if event.kind is EventKind.JOB_STARTED:
+                    started.add(event.serial)
+                if len(started) == 2:
+                    break
+            assert started == {fleet.printers[0].serial, fleet.printers[99].serial}
+
+
+def test_sync_printer_state_events_and_commands(sim_cert_dir: Path) -> None:
+    simulated = SimulatedPrinter("a1", cert_dir=sim_cert_dir, time_scale=50, seed=2)
+    runner = SimThread(simulated)
+    with runner:
+        sim = simulated
+        with SyncPrinter(
+            sim.host, sim.serial, sim.access_code, port=sim.port, ca_file=sim.ca_path
+        ) as printer:
+            state = printer.wait_for_state(timeout=10)
+            assert state.complete and state.serial == sim.serial
+            result = printer.set_light(True)
+            assert result.confirmed
+            assert printer.state is not None and printer.state.lights["chamber_light"] == "on"
+            events = printer.events(timeout=20)
+            runner.call(lambda: sim.model.start_print(layers=3, name="sync"))
+            kinds = []
+            for event in events:
+                kinds.append(event.kind)
+                if event.kind is EventKind.JOB_FINISHED:
+                    break
+            assert EventKind.JOB_STARTED in kinds
+            assert kinds[-1] is EventKind.JOB_FINISHED
+        # Closed cleanly: the simulator saw a DISCONNECT.
+        assert runner.call(lambda: sim.broker.closes.get("disconnect", 0)) >= 1
