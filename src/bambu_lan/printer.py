@@ -104,17 +104,38 @@ class _Broadcast:
                     queue.get_nowait()
             queue.put_nowait(None)
 
-    async def subscribe(self) -> AsyncIterator[Event]:
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(self.size)
-        self.queues.add(queue)
-        try:
-            while True:
-                event = await queue.get()
-                if event is None:
-                    return
-                yield event
-        finally:
-            self.queues.discard(queue)
+    def subscribe(self) -> EventSubscription:
+        return EventSubscription(self)
+
+
+class EventSubscription:
+    """An async iterator of events that starts collecting when created, not when first
+    iterated, so nothing is lost between subscribing and the first ``async for`` step."""
+
+    def __init__(self, source: _Broadcast) -> None:
+        self._source = source
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(source.size)
+        source.queues.add(self._queue)
+
+    def __aiter__(self) -> EventSubscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self._queue.get()
+        if event is None:
+            self.close()
+            raise StopAsyncIteration
+        return event
+
+    def close(self) -> None:
+        """Stop collecting (also done at the end of the stream and on garbage collection)."""
+        self._source.queues.discard(self._queue)
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._source.queues.discard(self._queue)
 
 
 class PrinterConnection:
@@ -549,10 +570,12 @@ class Printer:
         assert conn.state is not None
         return conn.state
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Every event from now on (connected, job started/finished, HMS, ...), until close."""
-        async for event in self._live().broadcast.subscribe():
-            yield event
+    def events(self) -> EventSubscription:
+        """Every event from now on (connected, job started/finished, HMS, ...), until close.
+
+        ``async for event in printer.events(): ...``; collecting starts at this call.
+        """
+        return self._live().broadcast.subscribe()
 
     async def states(self) -> AsyncIterator[PrinterState]:
         """Each new snapshot (skipping ones a slow reader missed), until close."""

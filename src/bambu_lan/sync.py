@@ -106,7 +106,7 @@ class SyncPrinter:
         )
         self._runner = _LoopThread.get()
         self._event_queue: queue.Queue[Event | None] | None = None
-        self._pump: Future[None] | None = None
+        self._pump_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> SyncPrinter:
@@ -114,7 +114,7 @@ class SyncPrinter:
         printer._printer = Printer.from_config(cfg, options)
         printer._runner = _LoopThread.get()
         printer._event_queue = None
-        printer._pump = None
+        printer._pump_task = None
         return printer
 
     def __repr__(self) -> str:
@@ -136,9 +136,9 @@ class SyncPrinter:
 
     def close(self) -> None:
         """Disconnect cleanly and stop the event stream."""
-        if self._pump is not None:
-            self._pump.cancel()
-            self._pump = None
+        task, self._pump_task = self._pump_task, None
+        if task is not None:
+            self._runner.loop.call_soon_threadsafe(task.cancel)
         self._run(self._printer.close())
         if self._event_queue is not None:
             self._event_queue.put(None)
@@ -166,19 +166,32 @@ class SyncPrinter:
         return self._run(self._printer.refresh(timeout))
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
-        """Events as they come; stops after ``timeout`` s without one, or on close."""
+        """Events as they come; stops after ``timeout`` s without one, or on close.
+
+        Collecting starts at this call, so an event that happens before the first ``next()``
+        is not lost.
+        """
         if self._event_queue is None:
             events: queue.Queue[Event | None] = queue.Queue()
             self._event_queue = events
 
-            async def pump() -> None:
-                async for event in self._printer.events():
-                    events.put(event)
+            async def subscribe() -> None:
+                subscription = self._printer.events()
 
-            self._pump = asyncio.run_coroutine_threadsafe(pump(), self._runner.loop)
+                async def pump() -> None:
+                    async for event in subscription:
+                        events.put(event)
+
+                self._pump_task = asyncio.get_running_loop().create_task(pump())
+
+            self._run(subscribe())
+        return self._drain(self._event_queue, timeout)
+
+    @staticmethod
+    def _drain(events: queue.Queue[Event | None], timeout: float | None) -> Iterator[Event]:
         while True:
             try:
-                event = self._event_queue.get(timeout=timeout)
+                event = events.get(timeout=timeout)
             except queue.Empty:
                 return
             if event is None:
