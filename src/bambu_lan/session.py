@@ -109,6 +109,10 @@ class ClosedBeforeConnack(ConnectError):
     )
 
 
+class ConnackTimeout(ConnectError):
+    """TLS and CONNECT went through, but no CONNACK came in time."""
+
+
 class ServerUnavailable(ConnectError):
     """CONNACK 3: the broker is up but not serving yet (printer starting up)."""
 
@@ -212,7 +216,7 @@ class _Link:
                 await asyncio.wait((self.connack, self.closed), return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             self.abort()
-            raise ConnectError(
+            raise ConnackTimeout(
                 f"no CONNACK from {self.cfg.host}:{self.cfg.port} within "
                 f"{self.opts.connack_timeout:g} s",
                 hint="the printer accepted TLS but does not answer MQTT: it may be overloaded "
@@ -324,6 +328,9 @@ class _Link:
     async def close(self) -> None:
         """Send DISCONNECT and wait briefly for the socket to close."""
         if self.closed.done():
+            return
+        if self._sock is None or not self.connack.done():
+            self.abort()  # never accepted: nothing to say goodbye to
             return
         self.client.disconnect()
         with contextlib.suppress(TimeoutError):

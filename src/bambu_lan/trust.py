@@ -209,8 +209,11 @@ class KnownPrinters:
 class HandshakeCheck:
     """The identity check of one connection attempt; remembers what it saw for the caller."""
 
-    def __init__(self, serial: str, trust: TrustConfig, host: str = "") -> None:
+    def __init__(
+        self, serial: str, trust: TrustConfig, host: str = "", *, pin_on_first_use: bool = True
+    ) -> None:
         self.serial = serial
+        self.pin_on_first_use = pin_on_first_use  # the doctor looks, but never pins
         self.trust = trust
         self.host = host
         self.peer: PeerCertificate | None = None
@@ -243,6 +246,8 @@ class HandshakeCheck:
         known = KnownPrinters(self.trust.known_printers_path())
         pinned = known.get(self.serial)
         if pinned is None:
+            if not self.pin_on_first_use:
+                return
             known.pin(self.serial, self.peer.fingerprint)
             self.pinned_now = True
             log.warning(

@@ -8,10 +8,8 @@ step passes.
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -47,62 +45,21 @@ def _parse_ports(text: str | None) -> tuple[int, ...]:
 
 
 def _resolve_unvalidated(conn: ConnectionParams) -> PrinterConfig:
-    """The settings exactly as ``config.resolve_printer`` merges them, minus its validation,
-    so that an invalid serial or access code reaches the doctor's Input step instead of
-    stopping us. Raises ConfigError only for what cannot be put together at all (an unknown
-    profile, a port that is not a number).
+    """The settings as ``resolve_printer`` merges them, without its validation: an invalid
+    serial or access code must reach the doctor's Input step instead of stopping us."""
+    from bambu_lan.config import resolve_printer
 
-    A copy of resolve_printer's merging: keep the two in step (resolve_printer(validate=False)
-    would make this go away)."""
-    from bambu_lan.config import PrinterConfig, Secret, config_path, load_config_file
-    from bambu_lan.errors import ConfigError
-    from bambu_lan.protocol.topics import DEFAULT_PORT
-    from bambu_lan.trust import TrustConfig
-
-    def path(value: Any) -> Path | None:
-        return Path(str(value)).expanduser() if value else None
-
-    data = load_config_file()
-    printers = data.get("printers", {}) if isinstance(data.get("printers"), dict) else {}
-    name = conn.printer or os.environ.get("BAMBU_PRINTER") or data.get("default")
-    profile: dict[str, Any] = {}
-    if name:
-        if not isinstance(name, str) or name not in printers:
-            known = ", ".join(sorted(printers)) or "none"
-            raise ConfigError(
-                f"no printer named {name!r} in {config_path()}",
-                hint=f"printers defined there: {known}",
-            )
-        profile = printers[name]
-        if not isinstance(profile, dict):
-            raise ConfigError(
-                f"printer {name!r} in {config_path()} is not a table",
-                hint=f'write it as [printers.{name}] with host = "...", serial = "...", '
-                'access_code = "..."',
-            )
-    env = os.environ
-    port_text: Any = (
-        conn.port if conn.port is not None else env.get("BAMBU_PORT") or profile.get("port")
-    )
-    try:
-        port = int(port_text) if port_text is not None and port_text != "" else DEFAULT_PORT
-    except (TypeError, ValueError):
-        raise ConfigError(f"port must be a number, not {port_text!r}") from None
-    trust = TrustConfig(
-        ca_file=conn.ca_file or path(env.get("BAMBU_CA_FILE")) or path(profile.get("ca_file")),
-        ca_dir=conn.ca_dir or path(env.get("BAMBU_CA_DIR")) or path(profile.get("ca_dir")),
-        known_printers=conn.known_printers or path(profile.get("known_printers")),
-        insecure=conn.insecure or bool(profile.get("insecure", False)),
-    )
-    return PrinterConfig(
-        host=conn.host or env.get("BAMBU_HOST") or str(profile.get("host", "")),
-        serial=conn.serial or env.get("BAMBU_SERIAL") or str(profile.get("serial", "")),
-        access_code=Secret(
-            conn.access_code or env.get("BAMBU_ACCESS_CODE") or str(profile.get("access_code", ""))
-        ),
-        port=port,
-        trust=trust,
-        name=str(name or ""),
+    return resolve_printer(
+        printer=conn.printer,
+        host=conn.host,
+        serial=conn.serial,
+        access_code=conn.access_code,
+        port=conn.port,
+        ca_file=conn.ca_file,
+        ca_dir=conn.ca_dir,
+        insecure=conn.insecure,
+        known_printers=conn.known_printers,
+        validate=False,
     )
 
 
