@@ -4,13 +4,13 @@ that never prints.
 The config file lives at ``$XDG_CONFIG_HOME/bambu-lan/config.toml`` (``~/.config/...``), or
 wherever ``BAMBU_CONFIG`` points::
 
+    default = "workshop"          # optional, and before any table: used without --printer
+
     [printers.workshop]
     host = "192.168.1.50"
     serial = "03919A3B1200123"
     access_code = "12345678"
     ca_dir = "~/bambu_certs"     # optional; else the certificate is pinned on first use
-
-    default = "workshop"          # optional: used when --printer is not given
 """
 
 from __future__ import annotations
@@ -131,7 +131,10 @@ def load_config_file(path: Path | None = None) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(
+            f"the config file {path} is not valid TOML: {exc}",
+            hint="fix the line it names (strings need quotes), or move the file away",
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the config file {path}: {exc}") from None
 

@@ -64,6 +64,12 @@ class CommandRejected(CommandError):
 class DeveloperModeRequired(CommandRejected):
     """The printer refused an unsigned control command (``mqtt message verify failed``)."""
 
+    def __init__(self, reason: str, err_code: int | None = None, *, command: str = "") -> None:
+        super().__init__(reason, err_code, command=command)
+        what = f"{command}: " if command else ""
+        code = f", err_code {err_code}" if err_code else ""
+        self.args = (f"{what}the printer needs Developer Mode for this command ({reason}{code})",)
+
     hint = (
         "turn on LAN-only mode and then Developer Mode on the printer's screen, then re-read "
         "the access code (it changes when the mode is toggled)"

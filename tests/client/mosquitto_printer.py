@@ -96,9 +96,7 @@ def mosquitto_printer(workdir: Path) -> Iterator[MosquittoPrinter]:
     ca.leaf(serial)
     password_file = workdir / "passwd"
     subprocess.run([passwd, "-c", "-b", str(password_file), "bblp", code], check=True)
-    subprocess.run(
-        [passwd, "-b", str(password_file), PRINTER_USER, PRINTER_PASSWORD], check=True
-    )
+    subprocess.run([passwd, "-b", str(password_file), PRINTER_USER, PRINTER_PASSWORD], check=True)
     acl = workdir / "acl"
     acl.write_text(
         f"user bblp\ntopic read device/{serial}/report\ntopic write device/{serial}/request\n"

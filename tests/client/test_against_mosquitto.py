@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.client.mosquitto_printer import MosquittoPrinter, mosquitto_printer
 
 from bambu_lan import AuthError, JobState, Printer, TrustError
-from bambu_lan.session import SessionOptions
 from bambu_lan.printer import PrinterOptions
-
-from tests.client.mosquitto_printer import MosquittoPrinter, mosquitto_printer
+from bambu_lan.session import SessionOptions
 
 
 @pytest.fixture

@@ -42,9 +42,7 @@ def assert_no_credentials_sent(sim: SimulatedPrinter) -> None:
     assert set(stats.closes) <= {"client_closed", "tls_error", "tls_handshake"}, stats.closes
 
 
-def client_for(
-    sim: SimulatedPrinter, *, session: SessionOptions = FAST, **kwargs: Any
-) -> Printer:
+def client_for(sim: SimulatedPrinter, *, session: SessionOptions = FAST, **kwargs: Any) -> Printer:
     kwargs.setdefault("ca_file", sim.ca_path)
     return Printer(
         sim.host,
@@ -144,9 +142,11 @@ async def test_dropped_connection_reconnects_and_resyncs(
         )
         await wait_for(
             printer,
-            lambda: printer.state is not None
-            and printer.state.ams[0].trays[2].type == "PETG"
-            and printer.state.ams[0].trays[2].remain == 42,
+            lambda: (
+                printer.state is not None
+                and printer.state.ams[0].trays[2].type == "PETG"
+                and printer.state.ams[0].trays[2].remain == 42
+            ),
         )
         assert printer.status.connects == 2
         disconnected = next(e for e in log.events if e.kind is EventKind.DISCONNECTED)
@@ -207,9 +207,7 @@ async def test_garbage_payloads_are_survived(sim: SimulatedPrinter) -> None:
         assert sum(printer.decode_problems.values()) >= 3
 
 
-async def test_new_certificate_is_refused_by_the_pin(
-    sim_factory: Any, tmp_path: Path
-) -> None:
+async def test_new_certificate_is_refused_by_the_pin(sim_factory: Any, tmp_path: Path) -> None:
     known = tmp_path / "known_printers"
     cert_dir = tmp_path / "printer-certs"
     first = await sim_factory(cert_dir=cert_dir)
@@ -318,8 +316,10 @@ async def test_developer_mode_off(sim_factory: Any) -> None:
         assert printer.state is not None and printer.state.lights["chamber_light"] == "on"
         await wait_for(
             printer,
-            lambda: printer.state is not None
-            and any(a.short == "0500_0500_0001_0007" for a in printer.state.hms),
+            lambda: (
+                printer.state is not None
+                and any(a.short == "0500_0500_0001_0007" for a in printer.state.hms)
+            ),
         )
 
 
@@ -330,9 +330,11 @@ async def test_gcode_changes_targets(sim: SimulatedPrinter) -> None:
         assert result.reply is not None and result.reply.ok
         await wait_for(
             printer,
-            lambda: printer.state is not None
-            and printer.state.temperatures.bed_target == 60
-            and printer.state.temperatures.nozzle_target == 210,
+            lambda: (
+                printer.state is not None
+                and printer.state.temperatures.bed_target == 60
+                and printer.state.temperatures.nozzle_target == 210
+            ),
         )
 
 

@@ -480,7 +480,8 @@ class StateBuilder:
         active = state.active
         stage = (
             STAGE_NAMES.get(stage_id, f"stage {stage_id}")
-            if active and stage_id is not None
+            # stg_cur 0 means "printing" only while RUNNING; in PREPARE it is just unset.
+            if active and stage_id is not None and (stage_id != 0 or state is JobState.RUNNING)
             else ""
         )
         prepare = r.int_(raw, "gcode_file_prepare_percent") if state is JobState.PREPARE else None

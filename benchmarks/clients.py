@@ -1,0 +1,646 @@
+"""The measured side of the benchmarks: one library doing one task in a fresh process.
+
+    python benchmarks/clients.py TASK '{"lib": "...", ...}'
+
+TASK is ``first-state``, ``handle``, ``farm`` or ``recover``; the JSON argument carries the
+library and its parameters. Results go to stdout as JSON lines (other lines, such as a peer
+library's own prints, are ignored by the benchmark). Times are ``time.monotonic()``, which on
+Linux every process shares, so the benchmark can compare them with its own.
+
+This file runs in two virtualenvs: the project's (bambu-lan, bare paho) and
+``benchmarks/.peers-venv`` (the peer libraries, which must not see bambu-lan). So it imports
+only the standard library at the top, and each library inside the function that uses it:
+that also keeps every library's import cost inside what a cold first-state run measures.
+
+Libraries (``lib``):
+    bambu-lan          bambu_lan.Printer (asyncio) / bambu_lan.Farm
+    bambu-lan-sync     bambu_lan.SyncPrinter (blocking)
+    paho               a bare paho-mqtt script: the floor
+    bambulabs-api      bambulabs_api.Printer
+    bambu-printer-manager   bpm.bambuprinter.BambuPrinter
+    bambu-mqtt-comms   bambu_mqtt_comms.BambuMQTTClient
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+T_MAIN = time.monotonic()  # the interpreter is up and this module is running
+
+# A report counts as a full one when it is a push_status with msg 0 (A1, P1: protocol.md
+# §3.5). Peers are given this test on the raw payload; it costs one substring search.
+FULL_MARKER = b'"msg":0'
+PUSH_MARKER = b'"push_status"'
+
+Config = dict[str, Any]
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def finish(**fields: Any) -> None:
+    """Report and leave at once: teardown (DISCONNECT, thread joins) is not measured, and the
+    kernel closes the sockets, which the simulator sees as a closed connection."""
+    emit(**fields)
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def is_full(payload: bytes) -> bool:
+    return PUSH_MARKER in payload and FULL_MARKER in payload
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# --- first full state -----------------------------------------------------------------------
+# Each returns when the library holds the printer's full state; ``mark`` notes milestones.
+
+
+def first_state_paho(cfg: Config, mark: Callable[[str], None]) -> None:
+    """The floor: TLS 1.2 (CA checked), subscribe on CONNACK, pushall, wait for msg 0."""
+    import ssl
+
+    import paho.mqtt.client as mqtt
+
+    mark("imported")
+    context = ssl.create_default_context(cafile=cfg["ca_path"])
+    context.check_hostname = False  # the leaf's CN is the serial, not the address
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}",
+                         protocol=mqtt.MQTTv311)  # fmt: skip
+    client.username_pw_set("bblp", cfg["access_code"])
+    client.tls_set_context(context)
+    serial = cfg["serial"]
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            raise SystemExit(f"CONNACK {reason}")
+        client.subscribe(f"device/{serial}/report")
+        pushall = {"pushing": {"sequence_id": "1", "command": "pushall"}}
+        client.publish(f"device/{serial}/request", json.dumps(pushall))
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        report = json.loads(message.payload).get("print", {})
+        if report.get("command") == "push_status" and report.get("msg") == 0:
+            client.disconnect()  # ends loop_forever
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect(cfg["host"], cfg["port"], keepalive=30)
+    client.loop_forever()
+
+
+def first_state_bambu_lan(cfg: Config, mark: Callable[[str], None]) -> None:
+    import asyncio
+
+    from bambu_lan import Printer
+
+    mark("imported")
+
+    async def run() -> None:
+        async with Printer(cfg["host"], cfg["serial"], cfg["access_code"], port=cfg["port"],
+                           ca_file=cfg["ca_path"]) as printer:  # fmt: skip
+            await printer.wait_for_state(timeout=cfg["timeout"])
+            finish_first_state()
+
+    asyncio.run(run())
+
+
+def first_state_bambu_lan_sync(cfg: Config, mark: Callable[[str], None]) -> None:
+    from bambu_lan import SyncPrinter
+
+    mark("imported")
+    with SyncPrinter(cfg["host"], cfg["serial"], cfg["access_code"], port=cfg["port"],
+                     ca_file=cfg["ca_path"]) as printer:  # fmt: skip
+        printer.wait_for_state(timeout=cfg["timeout"])
+        finish_first_state()
+
+
+def make_bambulabs_api(cfg: Config, on_full: Callable[[], None]) -> Any:
+    """A ``bambulabs_api.Printer`` whose message hook calls ``on_full`` after each full report
+    was merged into its data (its ``dump()``)."""
+    import bambulabs_api
+
+    printer = bambulabs_api.Printer(cfg["host"], cfg["access_code"], cfg["serial"])
+    if cfg["port"] != 8883:
+        printer.mqtt_client._port = cfg["port"]  # Printer() has no port argument
+
+    def on_message(mqtt_client: Any, client: Any, userdata: Any, message: Any) -> None:
+        if is_full(message.payload):
+            on_full()
+
+    printer.mqtt_client.on_message_handler = on_message
+    return printer
+
+
+def first_state_bambulabs_api(cfg: Config, mark: Callable[[str], None]) -> None:
+    import threading
+
+    import bambulabs_api  # noqa: F401  (imported here so that the import is measured)
+
+    mark("imported")
+    done = threading.Event()
+    printer = make_bambulabs_api(cfg, done.set)
+    printer.mqtt_start()  # connects in paho's thread; pushall + get_version on CONNACK
+    if not done.wait(cfg["timeout"]):
+        raise SystemExit("bambulabs-api: no full state")
+    finish_first_state()
+
+
+def make_bpm(cfg: Config, on_full: Callable[[], None]) -> Any:
+    """A bambu-printer-manager ``BambuPrinter``; ``on_full`` after its state was rebuilt from
+    a full report. Its project-info fetch at a job's start reads the SD card over FTPS (port
+    990), which the simulator does not serve: that fetch answers "no files" here instead of
+    failing in the MQTT thread."""
+    import tempfile
+    from pathlib import Path
+
+    from bpm.bambuconfig import BambuConfig
+    from bpm.bambuprinter import BambuPrinter
+
+    config = BambuConfig(
+        hostname=cfg["host"],
+        access_code=cfg["access_code"],
+        serial_number=cfg["serial"],
+        mqtt_port=cfg["port"],
+        watchdog_timeout=int(cfg.get("watchdog", 30)),
+        bpm_cache_path=Path(tempfile.mkdtemp(prefix="bench-bpm-")),
+    )
+    printer = BambuPrinter(config=config)
+    printer.get_sdcard_3mf_files = dict
+    handler = printer._on_message
+
+    def on_message(text: str) -> None:
+        handler(text)
+        if '"msg":0' in text and '"push_status"' in text:
+            on_full()
+
+    printer._on_message = on_message  # its paho callback looks the handler up on each message
+    return printer
+
+
+def first_state_bpm(cfg: Config, mark: Callable[[str], None]) -> None:
+    import threading
+
+    import bpm.bambuprinter  # noqa: F401  (imported here so that the import is measured)
+
+    mark("imported")
+    done = threading.Event()
+    printer = make_bpm(cfg, done.set)
+    printer.start_session()  # its watchdog thread sends get_version + pushall once connected
+    if not done.wait(cfg["timeout"]):
+        raise SystemExit("bambu-printer-manager: no full state")
+    finish_first_state()
+
+
+def make_comms(cfg: Config, on_message: Callable[[bytes], None] | None = None) -> Any:
+    from bambu_mqtt_comms import BambuMQTTClient, PrinterConfig
+
+    client = BambuMQTTClient(PrinterConfig(ip=cfg["host"], serial=cfg["serial"],
+                                           access_code=cfg["access_code"], port=cfg["port"]))  # fmt: skip
+    if on_message is not None:
+        handler = client._on_message
+        hook = on_message
+
+        def wrapped(mqtt_client: Any, userdata: Any, message: Any) -> None:
+            handler(mqtt_client, userdata, message)
+            hook(message.payload)
+
+        client._on_message = wrapped  # connect() hands self._on_message to paho
+    return client
+
+
+def first_state_comms(cfg: Config, mark: Callable[[str], None]) -> None:
+    import bambu_mqtt_comms  # noqa: F401  (imported here so that the import is measured)
+
+    mark("imported")
+    client = make_comms(cfg)
+    # connect() returns once CONNACK came and its pushall was answered (prime_status).
+    # detect_signing=False: its probe is an unknown command that the simulator, like
+    # some firmware, never answers, so the default would wait out response_timeout (10 s).
+    client.connect(timeout=cfg["timeout"], detect_signing=False)
+    if client.get_status() is None:
+        raise SystemExit("bambu-mqtt-comms: no full state")
+    finish_first_state()
+
+
+FIRST_STATE: dict[str, Callable[[Config, Callable[[str], None]], None]] = {
+    "paho": first_state_paho,
+    "bambu-lan": first_state_bambu_lan,
+    "bambu-lan-sync": first_state_bambu_lan_sync,
+    "bambulabs-api": first_state_bambulabs_api,
+    "bambu-printer-manager": first_state_bpm,
+    "bambu-mqtt-comms": first_state_comms,
+}
+
+_MARKS: dict[str, float] = {"main": T_MAIN}
+
+
+def finish_first_state() -> None:
+    finish(**_MARKS, full=time.monotonic())
+
+
+def first_state(cfg: Config) -> None:
+    def mark(name: str) -> None:
+        _MARKS[name] = time.monotonic()
+
+    FIRST_STATE[cfg["lib"]](cfg, mark)
+    finish_first_state()  # paho's loop returns here
+
+
+# --- report handling ------------------------------------------------------------------------
+
+
+def load_stream(path: str) -> list[bytes]:
+    with open(path, "rb") as stream:
+        return [line.rstrip(b"\n") for line in stream if line.strip()]
+
+
+def time_handler(handler: Callable[[Any], None], messages: list[Any], cfg: Config) -> Config:
+    """Feed ``messages`` round and round through ``handler``; deltas per CPU second (one core:
+    the handler runs on this thread) and per wall second, per repeat."""
+    min_seconds = cfg["min_seconds"]
+    cpu_rates, wall_rates = [], []
+    for _ in range(cfg["repeats"]):
+        count = 0
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        while True:
+            for message in messages:
+                handler(message)
+            count += len(messages)
+            cpu = time.process_time() - cpu0
+            if cpu >= min_seconds:
+                break
+        wall = time.perf_counter() - wall0
+        cpu_rates.append(count / cpu)
+        wall_rates.append(count / wall)
+    return {"cpu_rates": cpu_rates, "wall_rates": wall_rates, "deltas": len(messages)}
+
+
+def paho_messages(payloads: list[bytes], serial: str) -> list[Any]:
+    """paho ``MQTTMessage`` objects as paho hands them to ``on_message`` (built beforehand:
+    making them is paho's work, not the handler's)."""
+    from paho.mqtt.client import MQTTMessage
+
+    messages = []
+    for payload in payloads:
+        message = MQTTMessage(topic=f"device/{serial}/report".encode())
+        message.payload = payload
+        messages.append(message)
+    return messages
+
+
+def handle(cfg: Config) -> None:
+    payloads = load_stream(cfg["stream"])
+    full, deltas = payloads[0], payloads[1:]
+    serial, lib = cfg["serial"], cfg["lib"]
+    result: Config
+    if lib == "bambu-lan":
+        result = handle_bambu_lan(cfg, full, deltas)
+    elif lib == "bambulabs-api":
+        from bambulabs_api.mqtt_client import PrinterMQTTClient
+
+        client = PrinterMQTTClient("127.0.0.1", "12345678", serial)
+        client._on_message(None, None, paho_messages([full], serial)[0])
+
+        def api_handler(message: Any) -> None:
+            client._on_message(None, None, message)
+
+        result = time_handler(api_handler, paho_messages(deltas, serial), cfg)
+    elif lib == "bambu-printer-manager":
+        info = {"host": "127.0.0.1", "port": 8883, "serial": serial, "access_code": "12345678"}
+        printer = make_bpm(info, lambda: None)
+        printer._on_message(full.decode("utf-8"))
+
+        def bpm_handler(message: Any) -> None:
+            # What its paho on_message does: decode to str, then the handler.
+            printer._on_message(message.payload.decode("utf-8"))
+
+        result = time_handler(bpm_handler, paho_messages(deltas, serial), cfg)
+    elif lib == "bambu-mqtt-comms":
+        info = {"host": "127.0.0.1", "port": 8883, "serial": serial, "access_code": "12345678"}
+        comms = make_comms(info)
+        comms._on_message(None, None, paho_messages([full], serial)[0])
+
+        def comms_handler(message: Any) -> None:
+            comms._on_message(None, None, message)
+
+        result = time_handler(comms_handler, paho_messages(deltas, serial), cfg)
+    elif lib == "json.loads":
+        result = time_handler(json.loads, deltas, cfg)
+    elif lib == "orjson.loads":
+        import orjson
+
+        result = time_handler(orjson.loads, deltas, cfg)
+    else:
+        raise SystemExit(f"unknown library {lib}")
+    finish(**result)
+
+
+def handle_bambu_lan(cfg: Config, full: bytes, deltas: list[bytes]) -> Config:
+    """``PrinterConnection._on_payload``: decode + merge + typed state + events; with
+    ``stage`` set, only the first stages of it (to show where the time goes)."""
+    import asyncio
+
+    from bambu_lan.config import PrinterConfig, Secret
+    from bambu_lan.printer import PrinterConnection, PrinterOptions
+    from bambu_lan.protocol.decode import decode_payload
+    from bambu_lan.protocol.merge import apply_push
+    from bambu_lan.trust import TrustConfig
+
+    async def run() -> Config:
+        config = PrinterConfig(host="127.0.0.1", serial=cfg["serial"],
+                               access_code=Secret("12345678"), trust=TrustConfig())  # fmt: skip
+        # Built in a running loop, as Printer does; the session is never started.
+        conn = PrinterConnection(config, PrinterOptions())
+        conn._on_payload(full)
+        stage = cfg.get("stage", "all")
+        if stage == "all":
+            return time_handler(conn._on_payload, deltas, cfg)
+        raw = dict(conn.raw)
+        if stage == "decode":
+            return time_handler(decode_payload, deltas, cfg)
+
+        def decode_merge(payload: bytes) -> None:
+            nonlocal raw
+            body = decode_payload(payload)
+            assert body is not None
+            raw, _ = apply_push(raw, body["print"])
+
+        if stage == "decode+merge":
+            return time_handler(decode_merge, deltas, cfg)
+        builder = conn.builder
+
+        def decode_merge_build(payload: bytes) -> None:
+            nonlocal raw
+            body = decode_payload(payload)
+            assert body is not None
+            raw, _ = apply_push(raw, body["print"])
+            builder.build(raw, body["print"].keys(), True)
+
+        if stage == "decode+merge+state":
+            return time_handler(decode_merge_build, deltas, cfg)
+        raise SystemExit(f"unknown stage {stage}")
+
+    return asyncio.run(run())
+
+
+# --- farm -----------------------------------------------------------------------------------
+
+
+def farm(cfg: Config) -> None:
+    """Watch N printers from this process; once every one has a full state (or the connect
+    timeout passed), let it settle, then measure CPU, memory and messages over a window."""
+    lib = cfg["lib"]
+    t_start = time.monotonic()
+    if lib == "bambu-lan":
+        result = farm_bambu_lan(cfg, t_start)
+    else:
+        result = farm_peer(cfg, t_start)
+    finish(**result)
+
+
+def measure_window(cfg: Config, messages: Callable[[], int], sleep: Callable[[float], Any]) -> Config:
+    m0, cpu0, wall0 = messages(), cpu_seconds(), time.monotonic()
+    sleep(cfg["window"])
+    m1, cpu1, wall1 = messages(), cpu_seconds(), time.monotonic()
+    wall = wall1 - wall0
+    return {
+        "window_seconds": wall,
+        "cpu_percent": 100 * (cpu1 - cpu0) / wall,
+        "messages_per_second": (m1 - m0) / wall,
+        "rss_mb": rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def farm_bambu_lan(cfg: Config, t_start: float) -> Config:
+    import asyncio
+    import contextlib
+    import threading
+    from pathlib import Path
+
+    from bambu_lan import Farm
+    from bambu_lan.config import PrinterConfig, Secret
+    from bambu_lan.trust import TrustConfig
+
+    async def run() -> Config:
+        configs = [
+            PrinterConfig(host=p["host"], serial=p["serial"], access_code=Secret(p["access_code"]),
+                          port=p["port"], trust=TrustConfig(ca_file=Path(p["ca_path"])))  # fmt: skip
+            for p in cfg["printers"]
+        ]
+        async with Farm(configs) as watched:
+
+            async def consume() -> None:  # a farm monitor reads the merged event stream
+                async for _event in watched.events():
+                    pass
+
+            consumer = asyncio.create_task(consume())
+            with contextlib.suppress(TimeoutError):
+                await watched.wait_for_states(timeout=cfg["connect_timeout"])
+            states = watched.states.values()
+            full = sum(1 for s in states if s is not None and s.complete)
+            t_ready = time.monotonic()
+            await asyncio.sleep(cfg["settle"])
+            printers = list(watched.printers.values())
+
+            def messages() -> int:
+                return sum(p.status.messages for p in printers)
+
+            window = await asyncio.to_thread(measure_window, cfg, messages, blocking_sleep)
+            consumer.cancel()
+            return {"n": len(configs), "full_states": full, "connect_seconds": t_ready - t_start,
+                    "threads": threading.active_count(), **window}  # fmt: skip
+
+    return asyncio.run(run())
+
+
+def blocking_sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def farm_peer(cfg: Config, t_start: float) -> Config:
+    """One client object per printer, as each peer's API is meant to be used."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lib = cfg["lib"]
+    printers: list[Config] = cfg["printers"]
+    counts = [0] * len(printers)  # messages per printer, each written by one thread only
+    full = [threading.Event() for _ in printers]
+    clients: list[Any] = []
+
+    def counter(index: int) -> Callable[[bytes], None]:
+        def on_message(payload: bytes) -> None:
+            counts[index] += 1
+            if is_full(payload):
+                full[index].set()
+
+        return on_message
+
+    if lib == "bambulabs-api":
+        for index, info in enumerate(printers):
+            count = counter(index)
+            printer = make_bambulabs_api(info, full[index].set)
+            on_message = printer.mqtt_client.on_message_handler
+
+            def hook(mqtt_client: Any, client: Any, userdata: Any, message: Any,
+                     count: Callable[[bytes], None] = count, inner: Any = on_message) -> None:  # fmt: skip
+                count(message.payload)
+                inner(mqtt_client, client, userdata, message)
+
+            printer.mqtt_client.on_message_handler = hook
+            printer.mqtt_start()
+            clients.append(printer)
+    elif lib == "bambu-printer-manager":
+        for index, info in enumerate(printers):
+            count = counter(index)
+            printer = make_bpm(info, full[index].set)
+            handler = printer._on_message
+
+            def counted(text: str, count: Callable[[bytes], None] = count, inner: Any = handler) -> None:  # fmt: skip
+                count(b"")
+                inner(text)
+
+            printer._on_message = counted
+            printer.start_session()
+            clients.append(printer)
+    elif lib == "bambu-mqtt-comms":
+
+        def connect(index: int) -> Any:
+            client = make_comms(printers[index], counter(index))
+            try:
+                client.connect(timeout=cfg["connect_timeout"], detect_signing=False)
+            except Exception as exc:  # one printer that fails must not stop the others
+                emit(error=f"{printers[index]['serial']}: {exc}")
+            else:
+                if client.get_status() is not None:
+                    full[index].set()
+            return client
+
+        # Its connect() blocks until the first full report: connect many at once, as a
+        # script watching a farm would.
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            clients = list(pool.map(connect, range(len(printers))))
+    else:
+        raise SystemExit(f"unknown library {lib}")
+    deadline = t_start + cfg["connect_timeout"]
+    for event in full:
+        event.wait(max(0.0, deadline - time.monotonic()))
+    t_ready = time.monotonic()
+    full_states = sum(1 for event in full if event.is_set())
+    time.sleep(cfg["settle"])
+    window = measure_window(cfg, lambda: sum(counts), blocking_sleep)
+    return {"n": len(printers), "full_states": full_states, "connect_seconds": t_ready - t_start,
+            "threads": threading.active_count(), **window}  # fmt: skip
+
+
+# --- recovery -------------------------------------------------------------------------------
+
+
+def recover(cfg: Config) -> None:
+    """Stay connected and report, as JSON lines with times: ``full`` each time a full report
+    reached the library's state, ``kick`` when its watchdog notices silence. Until EOF."""
+    lib = cfg["lib"]
+    if lib == "bambu-lan":
+        recover_bambu_lan(cfg)
+        return
+
+    def on_full() -> None:
+        emit(ev="full", t=time.monotonic())
+
+    if lib == "bambulabs-api":
+        make_bambulabs_api(cfg, on_full).mqtt_start()
+    elif lib == "bambu-printer-manager":
+        make_bpm(cfg, on_full).start_session()
+    elif lib == "bambu-mqtt-comms":
+        client = make_comms(cfg, lambda payload: on_full() if is_full(payload) else None)
+        client.connect(timeout=cfg["timeout"], detect_signing=False)
+    else:
+        raise SystemExit(f"unknown library {lib}")
+    sys.stdin.read()  # the benchmark closes our stdin when done
+    finish(ev="end")
+
+
+def recover_bambu_lan(cfg: Config) -> None:
+    import asyncio
+
+    from bambu_lan import Printer, PrinterOptions, SessionOptions
+    from bambu_lan.protocol.merge import is_full_report
+
+    options = PrinterOptions(session=SessionOptions(watchdog=cfg["watchdog"]))
+
+    async def run() -> None:
+        async with Printer(cfg["host"], cfg["serial"], cfg["access_code"], port=cfg["port"],
+                           ca_file=cfg["ca_path"], options=options) as printer:  # fmt: skip
+            conn = printer._conn
+            assert conn is not None
+            # bambu-lan has no public "resynchronised" signal (state.complete stays true across
+            # reconnects), so the benchmark notes when _merge applies a full report.
+            merge = conn._merge
+
+            def merged(body: dict[str, Any]) -> None:
+                merge(body)
+                if is_full_report(body):
+                    emit(ev="full", t=time.monotonic())
+
+            conn._merge = merged  # type: ignore[method-assign]
+            on_silence = conn.session._on_silence
+            assert on_silence is not None
+
+            async def silence_noticed() -> None:
+                emit(ev="kick", t=time.monotonic())
+                await on_silence()
+
+            conn.session._on_silence = silence_noticed
+            await printer.wait_for_state(timeout=cfg["timeout"])
+            emit(ev="ready", t=time.monotonic())
+            await asyncio.to_thread(sys.stdin.read)
+
+    asyncio.run(run())
+    finish(ev="end")
+
+
+TASKS: dict[str, Callable[[Config], None]] = {
+    "first-state": first_state,
+    "handle": handle,
+    "farm": farm,
+    "recover": recover,
+}
+
+
+def main() -> None:
+    TASKS[sys.argv[1]](json.loads(sys.argv[2]))
+
+
+if __name__ == "__main__":
+    main()
