@@ -12,6 +12,7 @@ own cost.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -37,7 +38,7 @@ def one_run(ctx: Context, lib: str, printer: dict[str, Any]) -> dict[str, float]
     cfg = {"lib": lib, "host": printer["host"], "port": printer["port"], "serial": SERIAL,
            "access_code": ACCESS_CODE, "ca_path": printer["ca_path"], "timeout": 30}  # fmt: skip
     t0 = time.monotonic()
-    marks = run_json([ctx.python_for(lib), CLIENTS, "first-state", _json(cfg)], env=ctx.env,
+    marks = run_json([ctx.python_for(lib), CLIENTS, "first-state", json.dumps(cfg)], env=ctx.env,
                      timeout=60, log=ctx.work_dir / "first_state.log")  # fmt: skip
     return {
         "total": marks["full"] - t0,
@@ -45,12 +46,6 @@ def one_run(ctx: Context, lib: str, printer: dict[str, Any]) -> dict[str, float]
         "imports": marks["imported"] - marks["main"],
         "connect_to_full": marks["full"] - marks["imported"],
     }
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 def measure(ctx: Context, sim: LineProcess, libs: list[str], runs: int) -> dict[str, Any]:

@@ -110,9 +110,10 @@ def test_invalid_speed_level_raises(level: Any) -> None:
         (["G28", "M104 S220"], "G28\nM104 S220\n"),
         ("G28\r\n\r\nM400  ", "G28\nM400\n"),
         (("M106 P3 S255",), "M106 P3 S255\n"),
-        # ';' separates lines too (the CLI documents it: `send gcode "G28; M400"`).
-        ("G28; M400", "G28\nM400\n"),
-        (["G28;", ";M400"], "G28\nM400\n"),
+        # ';' starts a comment, as in G-code files: the comment is not sent.
+        ("G28 ; home all axes", "G28\n"),
+        ("; only a comment\nM400", "M400\n"),
+        (["G28;", ";M400", "M400"], "G28\nM400\n"),
     ],
 )
 def test_gcode_is_newline_terminated(lines: Any, param: str) -> None:

@@ -150,7 +150,7 @@ def light(conn: ConnectionParams, as_json: bool, timeout: float, mode: str, node
 @_command("gcode")
 @click.argument("lines", nargs=-1, required=True)
 def gcode(conn: ConnectionParams, as_json: bool, timeout: float, lines: tuple[str, ...]) -> None:
-    """Send G-code: each argument is a line ("G28" "M400"; ';' also separates lines).
+    """Send G-code: each argument is a line ("G28" "M400"); ';' starts a comment.
 
     Needs Developer Mode on 2025+ firmware. The printer acknowledges receipt, not the
     effect: check the state (`bambu-lan status`) when it matters.

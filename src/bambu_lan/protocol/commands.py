@@ -117,9 +117,13 @@ def light(on: bool, node: str = "chamber_light") -> Command:
 
 
 def gcode(lines: str | Iterable[str]) -> Command:
-    """One or more G-code lines, newline-terminated as the firmware expects."""
+    """One or more G-code lines, newline-terminated as the firmware expects.
+
+    ``;`` starts a comment, as in any G-code file: comments and blank lines are dropped.
+    """
     text = lines if isinstance(lines, str) else "\n".join(lines)
-    text = "\n".join(part.strip() for part in text.replace(";", "\n").splitlines() if part.strip())
+    kept = (line.split(";", 1)[0].strip() for line in text.splitlines())
+    text = "\n".join(line for line in kept if line)
     if not text:
         raise ValueError("no G-code to send")
     return Command("print", "gcode_line", {"param": text + "\n", "user_id": "0"})
