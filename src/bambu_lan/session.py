@@ -10,6 +10,7 @@ hammer a printer refusing our access code.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import enum
 import logging
@@ -155,6 +156,21 @@ def _connect_error(exc: BaseException, cfg: PrinterConfig) -> BambuError:
     return ConnectError(f"cannot connect to {where}: {exc}")
 
 
+_CONNECT_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _connect_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for blocking connects, apart from the loop's default executor: in a farm, a
+    few printers that are off (each blocking a thread up to connect_timeout) must not hold
+    up the others, nor the application's own executor work."""
+    global _CONNECT_POOL  # noqa: PLW0603 - one pool per process, made on first use
+    if _CONNECT_POOL is None:
+        _CONNECT_POOL = concurrent.futures.ThreadPoolExecutor(
+            max_workers=32, thread_name_prefix="bambu-lan-connect"
+        )
+    return _CONNECT_POOL
+
+
 class _Link:
     """One paho client on one socket, driven by the running event loop."""
 
@@ -196,14 +212,21 @@ class _Link:
 
     async def open(self) -> None:
         """TCP + TLS (identity checked) + CONNECT, then wait for an accepted CONNACK."""
+        # paho's connect blocks (TCP, TLS handshake, CONNECT): run it on the connect pool.
+        connecting = self.loop.run_in_executor(
+            _connect_pool(),
+            self.client.connect,
+            self.cfg.host,
+            self.cfg.port,
+            int(self.opts.keepalive),
+        )
         try:
-            await self.loop.run_in_executor(
-                None,
-                self.client.connect,
-                self.cfg.host,
-                self.cfg.port,
-                int(self.opts.keepalive),
-            )
+            await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            # The thread cannot be stopped: close whatever it opens, or the printer keeps a
+            # half-open session (the A1 has about four).
+            connecting.add_done_callback(lambda _: self.abort())
+            raise
         except TrustError:
             raise
         except Exception as exc:

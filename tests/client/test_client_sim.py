@@ -346,3 +346,14 @@ async def test_repr_and_errors_never_show_the_code(sim: SimulatedPrinter) -> Non
         await printer.wait_for_state()
         assert sim.access_code not in repr(printer.status)
         assert sim.access_code not in str(printer.state.to_dict() if printer.state else "")
+
+
+async def test_close_while_connecting_leaves_no_session_behind(sim: SimulatedPrinter) -> None:
+    sim.delay_connack(30)  # the printer takes its time to answer CONNECT
+    printer = client_for(sim)
+    printer.start()
+    await sim.broker.wait_for(lambda: sim.broker.connection_count >= 1)
+    await printer.close()
+    # The half-open connection is closed by us, not left to hold one of the A1's slots.
+    await sim.broker.wait_for(lambda: sim.broker.connection_count == 0)
+    assert sim.broker.session_count == 0
