@@ -1421,7 +1421,7 @@ class _Doctor:
     ) -> None:
         step_id = "control.developer_mode"
         level = print_obj.get("spd_lvl")
-        if not isinstance(level, int) or level not in (1, 2, 3, 4):
+        if isinstance(level, bool) or not isinstance(level, int) or level not in (1, 2, 3, 4):
             self.record(
                 step_id, Status.SKIP,
                 "the full report has no speed level, so there is no command known to change "
