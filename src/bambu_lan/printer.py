@@ -553,6 +553,8 @@ class Printer:
                 hint="run `bambu-lan doctor` to see where it stops",
             )
         if conn.state is None or not conn.state.complete:
+            if conn.status.error is not None:
+                raise conn.status.error  # e.g. AuthError after the retries gave up
             raise NotConnected(f"{self.config.label}: {conn.status.last_error}")
         return conn.state
 

@@ -75,7 +75,9 @@ class ConnectionStatus:
     connected_since: float | None = None  # time.time()
     messages: int = 0
     watchdog_kicks: int = 0
+    handler_errors: int = 0  # reports whose handling raised (logged once, then counted)
     client_id: str = ""
+    error: BambuError | None = None  # the last connection error, as raised
 
     @property
     def connected(self) -> bool:
@@ -98,6 +100,7 @@ class ConnectionStatus:
             "connected_since": self.connected_since,
             "messages": self.messages,
             "watchdog_kicks": self.watchdog_kicks,
+            "handler_errors": self.handler_errors,
         }
 
 
@@ -454,13 +457,20 @@ class Session:
         self.status.state = state
         if error is not None:
             self.status.last_error = str(error)
+            self.status.error = error
         if self._on_status is not None:
             self._on_status(self.status, error)
 
     def _payload(self, payload: bytes) -> None:
         self.status.last_message_at = time.monotonic()
         self.status.messages += 1
-        self._on_payload_cb(payload)
+        try:
+            self._on_payload_cb(payload)
+        except Exception:
+            # A report we cannot handle must not end a monitor that runs for weeks.
+            self.status.handler_errors += 1
+            if self.status.handler_errors == 1:
+                log.exception("%s: a report could not be handled (skipped)", self.cfg.label)
 
     async def _run(self) -> None:
         opts = self.options

@@ -357,3 +357,42 @@ async def test_close_while_connecting_leaves_no_session_behind(sim: SimulatedPri
     # The half-open connection is closed by us, not left to hold one of the A1's slots.
     await sim.broker.wait_for(lambda: sim.broker.connection_count == 0)
     assert sim.broker.session_count == 0
+
+
+async def test_a_failing_report_handler_does_not_end_the_session(
+    sim: SimulatedPrinter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bambu_lan.printer import PrinterConnection
+
+    original = PrinterConnection._merge
+    failures = {"left": 1}
+
+    def merge_failing_once(self: PrinterConnection, body: dict[str, Any]) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("injected handler bug")
+        original(self, body)
+
+    async with client_for(sim) as printer:
+        await printer.wait_for_state()
+        monkeypatch.setattr(PrinterConnection, "_merge", merge_failing_once)
+        sim.model.set_tray(0, 3, tray_type="ASA", color="123456FF", remain=9)
+        await wait_for(printer, lambda: printer.status.handler_errors == 1)
+        sim.model.set_tray(0, 3, tray_type="PC", color="123456FF", remain=8)
+        await wait_for(
+            printer,
+            lambda: printer.state is not None and printer.state.ams[0].trays[3].type == "PC",
+        )
+        assert printer.status.connects == 1
+
+
+async def test_wait_for_state_raises_the_real_cause_after_giving_up(
+    sim: SimulatedPrinter,
+) -> None:
+    printer = client_for(sim, access_code="00000000")
+    printer.start()
+    try:
+        with pytest.raises(AuthError):
+            await printer.wait_for_state(timeout=10)
+    finally:
+        await printer.close()
