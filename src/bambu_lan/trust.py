@@ -216,11 +216,21 @@ class HandshakeCheck:
         self.pin_on_first_use = pin_on_first_use  # the doctor looks, but never pins
         self.trust = trust
         self.host = host
-        self.peer: PeerCertificate | None = None
+        self.der: bytes | None = None
+        self.fingerprint: str | None = None
+        self._peer: PeerCertificate | None = None
         self.failure: TrustError | None = None
         self.pinned_now = False
         self.cipher: tuple[str, str, int] | None = None
         self.tls_version: str | None = None
+
+    @property
+    def peer(self) -> PeerCertificate | None:
+        """The presented certificate in detail (parsed on first use: cryptography's import
+        costs ~25 ms, so the connect path avoids it)."""
+        if self._peer is None and self.der is not None:
+            self._peer = PeerCertificate.from_der(self.der)
+        return self._peer
 
     def verify(self, sock: ssl.SSLSocket) -> None:
         """Called right after the handshake; raises TrustError to abort before CONNECT."""
@@ -230,42 +240,52 @@ class HandshakeCheck:
         if der is None:
             self._fail("the printer presented no certificate")
         assert der is not None
-        self.peer = PeerCertificate.from_der(der)
+        self.der, self._peer = der, None
+        self.fingerprint = fingerprint(der)
         mode = self.trust.mode
         if mode == "insecure":
             return
-        where = f" at {self.host}" if self.host else ""
-        if self.peer.subject_cn != self.serial:
-            self._fail(
-                f"the printer{where} presents serial {self.peer.subject_cn or '(none)'}, "
-                f"not {self.serial}: wrong IP address or wrong serial; no credentials were sent",
-                hint="check the IP and the serial on the printer's screen (Settings > Device)",
-            )
         if mode == "ca":
-            return  # OpenSSL verified the chain before we got here.
+            # OpenSSL verified the chain and parsed the certificate: only the name is left.
+            self._check_name(_verified_subject_cn(sock))
+            return
         known = KnownPrinters(self.trust.known_printers_path())
         pinned = known.get(self.serial)
+        if pinned == self.fingerprint:
+            return  # the very certificate whose name was checked when it was pinned
+        assert self.peer is not None
+        self._check_name(self.peer.subject_cn)
         if pinned is None:
             if not self.pin_on_first_use:
                 return
-            known.pin(self.serial, self.peer.fingerprint)
+            known.pin(self.serial, self.fingerprint)
             self.pinned_now = True
             log.warning(
                 "trusting %s on first use: pinned certificate %s in %s",
                 self.serial,
-                pretty_fingerprint(self.peer.fingerprint),
+                pretty_fingerprint(self.fingerprint),
                 known.path,
             )
-        elif pinned != self.peer.fingerprint:
+            return
+        where = f" at {self.host}" if self.host else ""
+        self._fail(
+            f"the certificate of {self.serial}{where} changed since it was pinned "
+            f"(now {pretty_fingerprint(self.fingerprint)}, pinned "
+            f"{pretty_fingerprint(pinned)}); no credentials were sent",
+            hint=(
+                "if the printer was reset or replaced, forget the old pin with "
+                f"`bambu-lan trust forget {self.serial}` (or edit {known.path}); "
+                "otherwise something else answers at this address"
+            ),
+        )
+
+    def _check_name(self, subject_cn: str) -> None:
+        if subject_cn != self.serial:
+            where = f" at {self.host}" if self.host else ""
             self._fail(
-                f"the certificate of {self.serial}{where} changed since it was pinned "
-                f"(now {pretty_fingerprint(self.peer.fingerprint)}, pinned "
-                f"{pretty_fingerprint(pinned)}); no credentials were sent",
-                hint=(
-                    "if the printer was reset or replaced, forget the old pin with "
-                    f"`bambu-lan trust forget {self.serial}` (or edit {known.path}); "
-                    "otherwise something else answers at this address"
-                ),
+                f"the printer{where} presents serial {subject_cn or '(none)'}, "
+                f"not {self.serial}: wrong IP address or wrong serial; no credentials were sent",
+                hint="check the IP and the serial on the printer's screen (Settings > Device)",
             )
 
     def verification_failed(self, exc: ssl.SSLCertVerificationError) -> TrustError:
@@ -281,6 +301,16 @@ class HandshakeCheck:
     def _fail(self, message: str, hint: str | None = None) -> None:
         self.failure = TrustError(message, hint=hint)
         raise self.failure
+
+
+def _verified_subject_cn(sock: ssl.SSLSocket) -> str:
+    """The CN of a certificate OpenSSL has verified (getpeercert() parses only those)."""
+    cert = sock.getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for attribute in rdn:
+            if attribute[0] == "commonName":
+                return str(attribute[1])
+    return ""
 
 
 def _load_ca_files(ctx: ssl.SSLContext, files: Iterable[Path]) -> None:
