@@ -25,6 +25,7 @@ from common import (
     Context,
     LineProcess,
     Simulator,
+    import_profile,
     progress,
     run_json,
     running,
@@ -34,12 +35,27 @@ from common import (
 FLOOR = "paho"
 
 
+def first_state_config(lib: str, printer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "lib": lib,
+        "host": printer["host"],
+        "port": printer["port"],
+        "serial": SERIAL,
+        "access_code": ACCESS_CODE,
+        "ca_path": printer["ca_path"],
+        "timeout": 30,
+    }
+
+
 def one_run(ctx: Context, lib: str, printer: dict[str, Any]) -> dict[str, float]:
-    cfg = {"lib": lib, "host": printer["host"], "port": printer["port"], "serial": SERIAL,
-           "access_code": ACCESS_CODE, "ca_path": printer["ca_path"], "timeout": 30}  # fmt: skip
+    cfg = first_state_config(lib, printer)
     t0 = time.monotonic()
-    marks = run_json([ctx.python_for(lib), CLIENTS, "first-state", json.dumps(cfg)], env=ctx.env,
-                     timeout=60, log=ctx.work_dir / "first_state.log")  # fmt: skip
+    marks = run_json(
+        [ctx.python_for(lib), CLIENTS, "first-state", json.dumps(cfg)],
+        env=ctx.env,
+        timeout=60,
+        log=ctx.work_dir / "first_state.log",
+    )
     return {
         "total": marks["full"] - t0,
         "startup": marks["main"] - t0,  # interpreter + site until the client's first line
@@ -48,7 +64,9 @@ def one_run(ctx: Context, lib: str, printer: dict[str, Any]) -> dict[str, float]
     }
 
 
-def measure(ctx: Context, sim: LineProcess, libs: list[str], runs: int) -> dict[str, Any]:
+def measure(
+    ctx: Context, sim: LineProcess, libs: list[str], runs: int, *, profile: bool = False
+) -> dict[str, Any]:
     printer = sim.printers[0]  # type: ignore[attr-defined]
     samples: dict[str, list[dict[str, float]]] = {lib: [] for lib in libs}
     errors: dict[str, str] = {}
@@ -67,6 +85,14 @@ def measure(ctx: Context, sim: LineProcess, libs: list[str], runs: int) -> dict[
                 errors.setdefault(lib, str(exc))
         progress(f"  run {index + 1}/{runs} done")
     result: dict[str, Any] = {}
+    profiles: dict[str, Any] = {}
+    if profile:
+        # Where the imports of the floor and of bambu-lan go, lazy ones while connecting too.
+        for lib in (FLOOR, "bambu-lan"):
+            cfg = first_state_config(lib, printer)
+            profiles[lib] = import_profile(
+                [ctx.python_for(lib), CLIENTS, "first-state", json.dumps(cfg)], env=ctx.env
+            )
     floor = summary([s["total"] for s in samples.get(FLOOR, [])])
     for lib in libs:
         if lib in errors and not samples[lib]:
@@ -89,19 +115,29 @@ def measure(ctx: Context, sim: LineProcess, libs: list[str], runs: int) -> dict[
         if lib in errors:
             entry["error"] = errors[lib]
         result[lib] = entry
-    return result
+    return {"libraries": result, "import_profiles": profiles}
 
 
 def run(ctx: Context) -> dict[str, Any]:
     libs = [FLOOR, *OURS, *ctx.peers]
-    runs = 2 if ctx.quick else 10
+    runs = 1 if ctx.quick else 10
     out: dict[str, Any] = {"runs": runs, "budget_ratio": 1.5}
     progress(f"first full state: {', '.join(libs)}; {runs} runs each, `bambu-lan sim`")
     with running(CliSimulator(ctx, "127.0.20.1", name="sim_first_state")) as sim:
-        out["a1_connack_delay"] = measure(ctx, sim, libs, runs)
+        out["a1_connack_delay"] = measure(ctx, sim, libs, runs, profile=True)
     if not ctx.quick:
         progress("first full state, no CONNACK delay (sim_runner --auth-delay 0)")
-        with running(Simulator(ctx, "--host", "127.0.20.2", "--serial", SERIAL,
-                               "--auth-delay", "0", name="sim_first_state_0")) as sim:  # fmt: skip
+        with running(
+            Simulator(
+                ctx,
+                "--host",
+                "127.0.20.2",
+                "--serial",
+                SERIAL,
+                "--auth-delay",
+                "0",
+                name="sim_first_state_0",
+            )
+        ) as sim:
             out["no_connack_delay"] = measure(ctx, sim, libs, runs)
     return out

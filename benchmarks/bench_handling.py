@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
+from clients import top_functions
 from common import CLIENTS, SERIAL, Context, progress, run_json, summary
 
 BUDGET = 100_000  # deltas per second per core (design.md)
@@ -57,7 +57,8 @@ def record_stream(path: Path) -> dict[str, Any]:
     model.fail()
     run_for(60)
     lines = [p for p in published if b'"push_status"' in p]  # reports only, not replies
-    assert b'"msg":0' in lines[0] and all(b"\n" not in line for line in lines)
+    assert b'"msg":0' in lines[0]
+    assert all(b"\n" not in line for line in lines)  # one report per line
     path.write_bytes(b"\n".join(lines) + b"\n")
     deltas = lines[1:]
     return {
@@ -91,23 +92,13 @@ def profile_ours(path: Path, passes: int) -> list[dict[str, Any]]:
     return top_functions(asyncio.run(run()), 10)
 
 
-def top_functions(stats: pstats.Stats, count: int) -> list[dict[str, Any]]:
-    entries = stats.stats  # type: ignore[attr-defined]
-    total = sum(tt for (_cc, _nc, tt, _ct, _callers) in entries.values()) or 1.0
-    rows = []
-    for (filename, line, name), (_cc, calls, tottime, cumtime, _callers) in entries.items():
-        where = filename.split("/src/", 1)[-1].split("site-packages/", 1)[-1]
-        rows.append({"function": f"{where}:{line}({name})", "calls": calls,
-                     "own_share": tottime / total, "cumulative_share": cumtime / total})  # fmt: skip
-    rows.sort(key=lambda row: row["own_share"], reverse=True)
-    return rows[:count]
-
-
 def run(ctx: Context) -> dict[str, Any]:
     stream = ctx.work_dir / "a1-stream.jsonl"
     info = record_stream(stream)
-    progress(f"report handling: {info['deltas']} recorded A1 deltas, "
-             f"{info['mean_delta_bytes']:.0f} bytes on average")  # fmt: skip
+    progress(
+        f"report handling: {info['deltas']} recorded A1 deltas, "
+        f"{info['mean_delta_bytes']:.0f} bytes on average"
+    )
     timing = {"min_seconds": 0.05 if ctx.quick else 1.0, "repeats": 1 if ctx.quick else 5}
     # (library, stage): the stages of bambu-lan's handler show where its time goes.
     runs: list[tuple[str, str]] = [
@@ -122,18 +113,29 @@ def run(ctx: Context) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for lib, stage in runs:
         name = lib if stage in ("", "all") else f"{lib} [{stage}]"
-        cfg = {"lib": lib, "stage": stage or "all", "stream": str(stream), "serial": SERIAL,
-               **timing}  # fmt: skip
+        cfg = {
+            "lib": lib,
+            "stage": stage or "all",
+            "stream": str(stream),
+            "serial": SERIAL,
+            **timing,
+        }
         try:
-            raw = run_json([ctx.python_for(lib), CLIENTS, "handle", json.dumps(cfg)],
-                           env=ctx.env, timeout=300, log=ctx.work_dir / "handling.log")  # fmt: skip
+            raw = run_json(
+                [ctx.python_for(lib), CLIENTS, "handle", json.dumps(cfg)],
+                env=ctx.env,
+                timeout=300,
+                log=ctx.work_dir / "handling.log",
+            )
         except Exception as exc:
             results[name] = {"error": str(exc)}
             progress(f"  {name}: failed: {exc}")
             continue
         rates = summary(raw["cpu_rates"])
-        results[name] = {"deltas_per_cpu_second": rates,
-                         "deltas_per_wall_second": summary(raw["wall_rates"])}  # fmt: skip
+        results[name] = {
+            "deltas_per_cpu_second": rates,
+            "deltas_per_wall_second": summary(raw["wall_rates"]),
+        }
         progress(f"  {name}: {rates['median']:,.0f} deltas/s per core")
     ours = results["bambu-lan"]["deltas_per_cpu_second"]["median"]
     for entry in results.values():

@@ -80,6 +80,28 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def top_functions(stats: Any, count: int) -> list[dict[str, Any]]:
+    """The ``count`` functions of a ``pstats.Stats`` with the most time of their own; time
+    spent waiting in ``epoll`` (an idle event loop) is left out of the shares."""
+    import re
+
+    entries = {key: value for key, value in stats.stats.items() if "select.epoll" not in key[2]}
+    total = sum(tt for (_cc, _nc, tt, _ct, _callers) in entries.values()) or 1.0
+    rows = []
+    for (filename, line, name), (_cc, calls, tottime, cumtime, _callers) in entries.items():
+        where = re.sub(r"^.*/(src|site-packages|lib/python3\.\d+)/", "", filename)
+        rows.append(
+            {
+                "function": f"{where}:{line}({name})",
+                "calls": calls,
+                "own_share": tottime / total,
+                "cumulative_share": cumtime / total,
+            }
+        )
+    rows.sort(key=lambda row: row["own_share"], reverse=True)
+    return rows[:count]
+
+
 # --- first full state -----------------------------------------------------------------------
 # Each returns when the library holds the printer's full state; ``mark`` notes milestones.
 
@@ -94,8 +116,9 @@ def first_state_paho(cfg: Config, mark: Callable[[str], None]) -> None:
     context = ssl.create_default_context(cafile=cfg["ca_path"])
     context.check_hostname = False  # the leaf's CN is the serial, not the address
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}",
-                         protocol=mqtt.MQTTv311)  # fmt: skip
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}", protocol=mqtt.MQTTv311
+    )
     client.username_pw_set("bblp", cfg["access_code"])
     client.tls_set_context(context)
     serial = cfg["serial"]
@@ -110,6 +133,7 @@ def first_state_paho(cfg: Config, mark: Callable[[str], None]) -> None:
     def on_message(client: Any, userdata: Any, message: Any) -> None:
         report = json.loads(message.payload).get("print", {})
         if report.get("command") == "push_status" and report.get("msg") == 0:
+            mark("full")
             client.disconnect()  # ends loop_forever
 
     client.on_connect = on_connect
@@ -126,8 +150,9 @@ def first_state_bambu_lan(cfg: Config, mark: Callable[[str], None]) -> None:
     mark("imported")
 
     async def run() -> None:
-        async with Printer(cfg["host"], cfg["serial"], cfg["access_code"], port=cfg["port"],
-                           ca_file=cfg["ca_path"]) as printer:  # fmt: skip
+        async with Printer(
+            cfg["host"], cfg["serial"], cfg["access_code"], port=cfg["port"], ca_file=cfg["ca_path"]
+        ) as printer:
             await printer.wait_for_state(timeout=cfg["timeout"])
             finish_first_state()
 
@@ -138,26 +163,31 @@ def first_state_bambu_lan_sync(cfg: Config, mark: Callable[[str], None]) -> None
     from bambu_lan import SyncPrinter
 
     mark("imported")
-    with SyncPrinter(cfg["host"], cfg["serial"], cfg["access_code"], port=cfg["port"],
-                     ca_file=cfg["ca_path"]) as printer:  # fmt: skip
+    with SyncPrinter(
+        cfg["host"], cfg["serial"], cfg["access_code"], port=cfg["port"], ca_file=cfg["ca_path"]
+    ) as printer:
         printer.wait_for_state(timeout=cfg["timeout"])
         finish_first_state()
 
 
-def make_bambulabs_api(cfg: Config, on_full: Callable[[], None]) -> Any:
-    """A ``bambulabs_api.Printer`` whose message hook calls ``on_full`` after each full report
-    was merged into its data (its ``dump()``)."""
+def make_bambulabs_api(
+    cfg: Config, on_full: Callable[[], None], on_message: Callable[[], None] = lambda: None
+) -> Any:
+    """A ``bambulabs_api.Printer`` whose message hook (it runs after the report was merged
+    into the client's data, its ``dump()``) calls ``on_message``, and ``on_full`` after each
+    full report."""
     import bambulabs_api
 
     printer = bambulabs_api.Printer(cfg["host"], cfg["access_code"], cfg["serial"])
     if cfg["port"] != 8883:
         printer.mqtt_client._port = cfg["port"]  # Printer() has no port argument
 
-    def on_message(mqtt_client: Any, client: Any, userdata: Any, message: Any) -> None:
+    def hook(mqtt_client: Any, client: Any, userdata: Any, message: Any) -> None:
+        on_message()
         if is_full(message.payload):
             on_full()
 
-    printer.mqtt_client.on_message_handler = on_message
+    printer.mqtt_client.on_message_handler = hook
     return printer
 
 
@@ -175,11 +205,13 @@ def first_state_bambulabs_api(cfg: Config, mark: Callable[[str], None]) -> None:
     finish_first_state()
 
 
-def make_bpm(cfg: Config, on_full: Callable[[], None]) -> Any:
-    """A bambu-printer-manager ``BambuPrinter``; ``on_full`` after its state was rebuilt from
-    a full report. Its project-info fetch at a job's start reads the SD card over FTPS (port
-    990), which the simulator does not serve: that fetch answers "no files" here instead of
-    failing in the MQTT thread."""
+def make_bpm(
+    cfg: Config, on_full: Callable[[], None], on_message: Callable[[], None] = lambda: None
+) -> Any:
+    """A bambu-printer-manager ``BambuPrinter``; ``on_message`` after each report, ``on_full``
+    after its state was rebuilt from a full report. Its project-info fetch at a job's start
+    reads the SD card over FTPS (port 990), which the simulator does not serve: that fetch
+    answers "no files" here instead of failing in the MQTT thread."""
     import tempfile
     from pathlib import Path
 
@@ -192,18 +224,20 @@ def make_bpm(cfg: Config, on_full: Callable[[], None]) -> Any:
         serial_number=cfg["serial"],
         mqtt_port=cfg["port"],
         watchdog_timeout=int(cfg.get("watchdog", 30)),
-        bpm_cache_path=Path(tempfile.mkdtemp(prefix="bench-bpm-")),
+        # Not ~/.bpm: the benchmark's own cache directory (removed after the run).
+        bpm_cache_path=Path(os.environ.get("XDG_CACHE_HOME") or tempfile.gettempdir()) / "bpm",
     )
     printer = BambuPrinter(config=config)
     printer.get_sdcard_3mf_files = dict
     handler = printer._on_message
 
-    def on_message(text: str) -> None:
+    def hook(text: str) -> None:
         handler(text)
+        on_message()
         if '"msg":0' in text and '"push_status"' in text:
             on_full()
 
-    printer._on_message = on_message  # its paho callback looks the handler up on each message
+    printer._on_message = hook  # its paho callback looks the handler up on each message
     return printer
 
 
@@ -224,8 +258,11 @@ def first_state_bpm(cfg: Config, mark: Callable[[str], None]) -> None:
 def make_comms(cfg: Config, on_message: Callable[[bytes], None] | None = None) -> Any:
     from bambu_mqtt_comms import BambuMQTTClient, PrinterConfig
 
-    client = BambuMQTTClient(PrinterConfig(ip=cfg["host"], serial=cfg["serial"],
-                                           access_code=cfg["access_code"], port=cfg["port"]))  # fmt: skip
+    client = BambuMQTTClient(
+        PrinterConfig(
+            ip=cfg["host"], serial=cfg["serial"], access_code=cfg["access_code"], port=cfg["port"]
+        )
+    )
     if on_message is not None:
         handler = client._on_message
         hook = on_message
@@ -265,7 +302,8 @@ _MARKS: dict[str, float] = {"main": T_MAIN}
 
 
 def finish_first_state() -> None:
-    finish(**_MARKS, full=time.monotonic())
+    _MARKS.setdefault("full", time.monotonic())
+    finish(**_MARKS)
 
 
 def first_state(cfg: Config) -> None:
@@ -377,8 +415,12 @@ def handle_bambu_lan(cfg: Config, full: bytes, deltas: list[bytes]) -> Config:
     from bambu_lan.trust import TrustConfig
 
     async def run() -> Config:
-        config = PrinterConfig(host="127.0.0.1", serial=cfg["serial"],
-                               access_code=Secret("12345678"), trust=TrustConfig())  # fmt: skip
+        config = PrinterConfig(
+            host="127.0.0.1",
+            serial=cfg["serial"],
+            access_code=Secret("12345678"),
+            trust=TrustConfig(),
+        )
         # Built in a running loop, as Printer does; the session is never started.
         conn = PrinterConnection(config, PrinterOptions())
         conn._on_payload(full)
@@ -421,19 +463,24 @@ def farm(cfg: Config) -> None:
     timeout passed), let it settle, then measure CPU, memory and messages over a window."""
     lib = cfg["lib"]
     t_start = time.monotonic()
-    if lib == "bambu-lan":
-        result = farm_bambu_lan(cfg, t_start)
-    else:
-        result = farm_peer(cfg, t_start)
-    finish(**result)
+    run = farm_bambu_lan if lib == "bambu-lan" else farm_peer
+    finish(**run(cfg, t_start))
 
 
-def measure_window(cfg: Config, messages: Callable[[], int], sleep: Callable[[float], Any]) -> Config:
+def measure_window(
+    cfg: Config, messages: Callable[[], int], sleep: Callable[[float], Any]
+) -> Config:
     m0, cpu0, wall0 = messages(), cpu_seconds(), time.monotonic()
     sleep(cfg["window"])
     m1, cpu1, wall1 = messages(), cpu_seconds(), time.monotonic()
     wall = wall1 - wall0
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = [0]
     return {
+        "open_fds": len(fds),
+        "max_fd": max(fds),  # select()-based loops cannot watch a descriptor above 1023
         "window_seconds": wall,
         "cpu_percent": 100 * (cpu1 - cpu0) / wall,
         "messages_per_second": (m1 - m0) / wall,
@@ -442,7 +489,7 @@ def measure_window(cfg: Config, messages: Callable[[], int], sleep: Callable[[fl
     }
 
 
-def farm_bambu_lan(cfg: Config, t_start: float) -> Config:
+def farm_bambu_lan(cfg: Config, t_start: float) -> Config:  # finishes the process
     import asyncio
     import contextlib
     import threading
@@ -452,17 +499,23 @@ def farm_bambu_lan(cfg: Config, t_start: float) -> Config:
     from bambu_lan.config import PrinterConfig, Secret
     from bambu_lan.trust import TrustConfig
 
-    async def run() -> Config:
+    async def run() -> None:
         configs = [
-            PrinterConfig(host=p["host"], serial=p["serial"], access_code=Secret(p["access_code"]),
-                          port=p["port"], trust=TrustConfig(ca_file=Path(p["ca_path"])))  # fmt: skip
+            PrinterConfig(
+                host=p["host"],
+                serial=p["serial"],
+                access_code=Secret(p["access_code"]),
+                port=p["port"],
+                trust=TrustConfig(ca_file=Path(p["ca_path"])),
+            )
             for p in cfg["printers"]
         ]
         async with Farm(configs) as watched:
+            events = [0]
 
             async def consume() -> None:  # a farm monitor reads the merged event stream
                 async for _event in watched.events():
-                    pass
+                    events[0] += 1
 
             consumer = asyncio.create_task(consume())
             with contextlib.suppress(TimeoutError):
@@ -477,11 +530,32 @@ def farm_bambu_lan(cfg: Config, t_start: float) -> Config:
                 return sum(p.status.messages for p in printers)
 
             window = await asyncio.to_thread(measure_window, cfg, messages, blocking_sleep)
-            consumer.cancel()
-            return {"n": len(configs), "full_states": full, "connect_seconds": t_ready - t_start,
-                    "threads": threading.active_count(), **window}  # fmt: skip
+            connected = sum(1 for p in printers if p.status.connected)
+            if cfg.get("profile_seconds"):
+                # After the measured window (cProfile slows what it watches): where the event
+                # loop's time goes.
+                import cProfile
+                import pstats
 
-    return asyncio.run(run())
+                profiler = cProfile.Profile(time.process_time)  # CPU, not waiting
+                profiler.enable()
+                await asyncio.sleep(cfg["profile_seconds"])
+                profiler.disable()
+                window["profile"] = top_functions(pstats.Stats(profiler), 12)
+            assert not consumer.done(), "the event consumer stopped"
+            # Leave from inside the Farm: like the peers, no teardown after the measurement.
+            finish(
+                events=events[0],
+                n=len(configs),
+                full_states=full,
+                connect_seconds=t_ready - t_start,
+                connected=connected,
+                threads=threading.active_count(),
+                **window,
+            )
+
+    asyncio.run(run())
+    raise SystemExit("the farm ended without a result")
 
 
 def blocking_sleep(seconds: float) -> None:
@@ -499,47 +573,36 @@ def farm_peer(cfg: Config, t_start: float) -> Config:
     full = [threading.Event() for _ in printers]
     clients: list[Any] = []
 
-    def counter(index: int) -> Callable[[bytes], None]:
-        def on_message(payload: bytes) -> None:
+    def counter(index: int) -> Callable[..., None]:
+        def on_message(*_: Any) -> None:
             counts[index] += 1
-            if is_full(payload):
-                full[index].set()
 
         return on_message
 
     if lib == "bambulabs-api":
         for index, info in enumerate(printers):
-            count = counter(index)
-            printer = make_bambulabs_api(info, full[index].set)
-            on_message = printer.mqtt_client.on_message_handler
-
-            def hook(mqtt_client: Any, client: Any, userdata: Any, message: Any,
-                     count: Callable[[bytes], None] = count, inner: Any = on_message) -> None:  # fmt: skip
-                count(message.payload)
-                inner(mqtt_client, client, userdata, message)
-
-            printer.mqtt_client.on_message_handler = hook
+            printer = make_bambulabs_api(info, full[index].set, counter(index))
             printer.mqtt_start()
             clients.append(printer)
     elif lib == "bambu-printer-manager":
         for index, info in enumerate(printers):
-            count = counter(index)
-            printer = make_bpm(info, full[index].set)
-            handler = printer._on_message
-
-            def counted(text: str, count: Callable[[bytes], None] = count, inner: Any = handler) -> None:  # fmt: skip
-                count(b"")
-                inner(text)
-
-            printer._on_message = counted
+            printer = make_bpm(info, full[index].set, counter(index))
             printer.start_session()
             clients.append(printer)
     elif lib == "bambu-mqtt-comms":
 
         def connect(index: int) -> Any:
-            client = make_comms(printers[index], counter(index))
+            count = counter(index)
+
+            def on_message(payload: bytes) -> None:
+                count()
+                if is_full(payload):
+                    full[index].set()
+
+            client = make_comms(printers[index], on_message)
+            clients.append(client)
             try:
-                client.connect(timeout=cfg["connect_timeout"], detect_signing=False)
+                client.connect(timeout=cfg["client_timeout"], detect_signing=False)
             except Exception as exc:  # one printer that fails must not stop the others
                 emit(error=f"{printers[index]['serial']}: {exc}")
             else:
@@ -548,9 +611,11 @@ def farm_peer(cfg: Config, t_start: float) -> Config:
             return client
 
         # Its connect() blocks until the first full report: connect many at once, as a
-        # script watching a farm would.
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            clients = list(pool.map(connect, range(len(printers))))
+        # script watching a farm would. Connects still running at the deadline go on.
+        pool = ThreadPoolExecutor(max_workers=32)
+        for index in range(len(printers)):
+            pool.submit(connect, index)
+        pool.shutdown(wait=False)
     else:
         raise SystemExit(f"unknown library {lib}")
     deadline = t_start + cfg["connect_timeout"]
@@ -560,8 +625,23 @@ def farm_peer(cfg: Config, t_start: float) -> Config:
     full_states = sum(1 for event in full if event.is_set())
     time.sleep(cfg["settle"])
     window = measure_window(cfg, lambda: sum(counts), blocking_sleep)
-    return {"n": len(printers), "full_states": full_states, "connect_seconds": t_ready - t_start,
-            "threads": threading.active_count(), **window}  # fmt: skip
+    connected = sum(1 for client in clients if peer_connected(lib, client))
+    return {
+        "n": len(printers),
+        "full_states": full_states,
+        "connect_seconds": t_ready - t_start,
+        "connected": connected,
+        "threads": threading.active_count(),
+        **window,
+    }
+
+
+def peer_connected(lib: str, client: Any) -> bool:
+    if lib == "bambulabs-api":
+        return bool(client.mqtt_client_connected())
+    if lib == "bambu-printer-manager":
+        return bool(client.client is not None and client.client.is_connected())
+    return bool(client.is_connected)
 
 
 # --- recovery -------------------------------------------------------------------------------
@@ -600,8 +680,14 @@ def recover_bambu_lan(cfg: Config) -> None:
     options = PrinterOptions(session=SessionOptions(watchdog=cfg["watchdog"]))
 
     async def run() -> None:
-        async with Printer(cfg["host"], cfg["serial"], cfg["access_code"], port=cfg["port"],
-                           ca_file=cfg["ca_path"], options=options) as printer:  # fmt: skip
+        async with Printer(
+            cfg["host"],
+            cfg["serial"],
+            cfg["access_code"],
+            port=cfg["port"],
+            ca_file=cfg["ca_path"],
+            options=options,
+        ) as printer:
             conn = printer._conn
             assert conn is not None
             # bambu-lan has no public "resynchronised" signal (state.complete stays true across
@@ -618,7 +704,7 @@ def recover_bambu_lan(cfg: Config) -> None:
             assert on_silence is not None
 
             async def silence_noticed() -> None:
-                emit(ev="kick", t=time.monotonic())
+                emit(ev="kick", t=time.monotonic(), silent_for=printer.status.last_message_age())
                 await on_silence()
 
             conn.session._on_silence = silence_noticed
@@ -639,7 +725,11 @@ TASKS: dict[str, Callable[[Config], None]] = {
 
 
 def main() -> None:
-    TASKS[sys.argv[1]](json.loads(sys.argv[2]))
+    cfg = json.loads(sys.argv[2])
+    if "config" in cfg:  # large configurations (a farm's printers) come in a file
+        with open(cfg.pop("config")) as handle:
+            cfg |= json.load(handle)
+    TASKS[sys.argv[1]](cfg)
 
 
 if __name__ == "__main__":

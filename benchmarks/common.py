@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import queue
-import shutil
 import signal
 import statistics
 import subprocess
@@ -189,8 +188,21 @@ class CliSimulator(LineProcess):
     """``bambu-lan sim --json``: the simulator as users run it."""
 
     def __init__(self, ctx: Context, host: str, *, name: str) -> None:
-        args = [BAMBU_LAN, "sim", "--host", host, "--port", "8883", "--serial", SERIAL,
-                "--access-code", ACCESS_CODE, "--cert-dir", ctx.cert_dir, "--json"]  # fmt: skip
+        args = [
+            BAMBU_LAN,
+            "sim",
+            "--host",
+            host,
+            "--port",
+            "8883",
+            "--serial",
+            SERIAL,
+            "--access-code",
+            ACCESS_CODE,
+            "--cert-dir",
+            ctx.cert_dir,
+            "--json",
+        ]
         super().__init__(args, env=ctx.env, log=ctx.work_dir / f"{name}.log")
         self.printers: list[dict[str, Any]] = self.next(120.0)
 
@@ -207,11 +219,18 @@ def running(process: LineProcess) -> Iterator[LineProcess]:
         process.close()
 
 
-def run_json(args: Sequence[str | Path], *, env: dict[str, str], timeout: float,
-             log: Path) -> dict[str, Any]:  # fmt: skip
+def run_json(
+    args: Sequence[str | Path], *, env: dict[str, str], timeout: float, log: Path
+) -> dict[str, Any]:
     """Run a child to the end; its last JSON line on stdout. Raises on failure."""
-    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)  # fmt: skip
+    done = subprocess.run(
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
     with log.open("a") as handle:
         handle.write(f"$ {' '.join(str(a) for a in args)[:300]}\n{done.stderr}")
     for line in reversed(done.stdout.splitlines()):
@@ -249,12 +268,17 @@ def package_version(name: str) -> str:
 
 def machine() -> dict[str, Any]:
     mem_kib = _first_line_with("/proc/meminfo", "MemTotal").split()
-    commit = ""
+    commit, dirty = "", False
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        # Read-only: which commit was measured.
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=5,
-                                check=False).stdout.strip()  # fmt: skip
+        # Read-only (no index refresh either): which commit was measured, and whether the
+        # library had uncommitted changes on top of it.
+        git = ["git", "--no-optional-locks", "-C", str(ROOT)]
+        head = [*git, "rev-parse", "--short", "HEAD"]
+        commit = subprocess.run(
+            head, capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
+        diff = [*git, "diff", "--quiet", "HEAD", "--", "src"]
+        dirty = subprocess.run(diff, timeout=5, check=False).returncode == 1
     return {
         "cpu_model": _first_line_with("/proc/cpuinfo", "model name") or platform.processor(),
         "cores": os.cpu_count(),
@@ -263,10 +287,47 @@ def machine() -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "os": f"{platform.system()} {platform.release()}",
         "git_commit": commit,
-        "versions": {name: package_version(name)
-                     for name in ("bambu-lan", "paho-mqtt", "orjson", "cryptography")},  # fmt: skip
+        "src_changed": dirty,  # uncommitted changes under src/ were measured too
+        "versions": {
+            name: package_version(name)
+            for name in ("bambu-lan", "paho-mqtt", "orjson", "cryptography")
+        },
     }
 
 
-def which(name: str) -> str | None:
-    return shutil.which(name)
+def import_profile(
+    args: Sequence[str | Path], *, env: dict[str, str], top: int = 10
+) -> dict[str, list[dict[str, Any]]]:
+    """Where a process's import time goes (``python -X importtime``), in microseconds:
+    ``own`` - the modules with the most time of their own; ``direct`` - the imports made by
+    the program itself (depth 0: its own imports, and lazy ones made while it runs, such as a
+    library importing a dependency on first use), by their cumulative time."""
+    argv = [str(a) for a in args]
+    done = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]],
+        env=env,
+        text=True,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) != 3 or not parts[0].strip().isdigit():
+            continue
+        name = parts[2].rstrip()
+        depth = (len(name) - len(name.lstrip())) // 2
+        rows.append(
+            {
+                "module": name.strip(),
+                "self_us": int(parts[0]),
+                "cumulative_us": int(parts[1]),
+                "depth": depth,
+            }
+        )
+    own = sorted(rows, key=lambda row: row["self_us"], reverse=True)[:top]
+    direct = sorted(
+        (r for r in rows if r["depth"] == 0), key=lambda r: r["cumulative_us"], reverse=True
+    )[:top]
+    return {"own": own, "direct": direct}

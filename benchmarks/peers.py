@@ -54,20 +54,41 @@ def ensure(only: list[str] | None = None) -> tuple[dict[str, Path], dict[str, An
         probe = _run([str(_python()), "-c", f"import {module}"], timeout=120)
         if probe.returncode != 0:
             progress(f"installing {requirement} into the peers venv")
-            install = _run([str(_python()), "-m", "pip", "install", "--quiet",
-                            "--disable-pip-version-check", requirement, paho], timeout=900)  # fmt: skip
+            install = _run(
+                [
+                    str(_python()),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    requirement,
+                    paho,
+                ],
+                timeout=900,
+            )
             if install.returncode != 0:
-                info[lib] = {"error": f"pip install {requirement} failed: "
-                             + install.stderr.strip()[-400:]}  # fmt: skip
+                info[lib] = {
+                    "error": f"pip install {requirement} failed: " + install.stderr.strip()[-400:]
+                }
                 continue
             probe = _run([str(_python()), "-c", f"import {module}"], timeout=120)
             if probe.returncode != 0:
-                info[lib] = {"error": f"import {module} failed on Python "
-                             f"{sys.version.split()[0]}: {probe.stderr.strip()[-400:]}"}  # fmt: skip
+                info[lib] = {
+                    "error": f"import {module} failed on Python "
+                    f"{sys.version.split()[0]}: {probe.stderr.strip()[-400:]}"
+                }
                 continue
-        versions = _run([str(_python()), "-c", "import json, importlib.metadata as m; "
-                         f"print(json.dumps([m.version({requirement.split('==')[0]!r}), "
-                         "m.version('paho-mqtt')]))"], timeout=60)  # fmt: skip
+        versions = _run(
+            [
+                str(_python()),
+                "-c",
+                "import json, importlib.metadata as m; "
+                f"print(json.dumps([m.version({requirement.split('==')[0]!r}), "
+                "m.version('paho-mqtt')]))",
+            ],
+            timeout=60,
+        )
         version, paho_version = json.loads(versions.stdout)
         info[lib] = {"version": version, "paho_mqtt": paho_version}
         ready[lib] = _python()

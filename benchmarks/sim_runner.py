@@ -26,6 +26,7 @@ import os
 import resource
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,11 @@ def build(args: argparse.Namespace) -> tuple[SimulatedPrinter | SimFleet, list[S
         "seed": args.seed,
     }
     if args.count == 1:
-        printer = SimulatedPrinter(
-            "a1", args.serial, host=args.host, port=args.port, max_sessions=None, **options
-        )
+        printer = SimulatedPrinter("a1", args.serial, host=args.host, port=args.port, **options)
         return printer, [printer]
-    fleet = SimFleet(args.count, "a1", host_mode="address", base_host=args.host, port=args.port,
-                     **options)  # fmt: skip
+    fleet = SimFleet(
+        args.count, "a1", host_mode="address", base_host=args.host, port=args.port, **options
+    )
     return fleet, fleet.printers
 
 
@@ -84,8 +84,9 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         printing = start_prints(printers, args.printing, args.layers)
         listing = [p.connection_info() for p in printers]
-        print(json.dumps({"printers": listing, "printing": printing, "pid": os.getpid()}),
-              flush=True)  # fmt: skip
+        print(
+            json.dumps({"printers": listing, "printing": printing, "pid": os.getpid()}), flush=True
+        )
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)
             command = line.strip()
@@ -106,6 +107,10 @@ async def serve(args: argparse.Namespace) -> None:
                 reply["reports"] = sum(p.broker.stats.reports for p in printers)
                 reply["deliveries"] = sum(p.broker.stats.deliveries for p in printers)
                 reply["sessions"] = sum(p.broker.session_count for p in printers)
+                closes: Counter[str] = Counter()
+                for printer in printers:
+                    closes.update(printer.broker.closes)
+                reply["closes"] = dict(closes)  # why connections ended, by reason
             else:
                 reply["error"] = "unknown command"
             print(json.dumps(reply), flush=True)
@@ -122,8 +127,9 @@ def main() -> None:
     parser.add_argument("--access-code", default="12345678")
     parser.add_argument("--cert-dir", type=Path, required=True)
     parser.add_argument("--speed", type=float, default=1.0, help="simulated s per real s")
-    parser.add_argument("--auth-delay", type=float, default=0.1,
-                        help="CONNECT to CONNACK, s (0.1 like an A1)")  # fmt: skip
+    parser.add_argument(
+        "--auth-delay", type=float, default=0.1, help="CONNECT to CONNACK, s (0.1 like an A1)"
+    )
     parser.add_argument("--printing", type=float, default=0.0, help="share printing, 0..1")
     parser.add_argument("--layers", type=int, default=100_000, help="layers of those prints")
     parser.add_argument("--seed", type=int, default=1)
