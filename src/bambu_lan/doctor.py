@@ -72,11 +72,13 @@ from bambu_lan.protocol.state import info_from_version_reply
 from bambu_lan.protocol.topics import USERNAME, report_topic, serial_problem
 from bambu_lan.session import ClosedBeforeConnack, ServerUnavailable, SessionOptions, _Link
 from bambu_lan.trust import (
-    CIPHERS,
     KnownPrinters,
     PeerCertificate,
     TrustConfig,
+    fingerprint,
+    load_ca_files,
     pretty_fingerprint,
+    tls12_context,
 )
 
 __all__ = [
@@ -349,23 +351,6 @@ class _TlsResult:
     verify_message: str = ""
 
 
-def _tls12_context(ca_files: Sequence[Path] = ()) -> ssl.SSLContext:
-    """The library's settings (trust.client_context) without its identity hook."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
-    ctx.set_ciphers(CIPHERS)
-    ctx.check_hostname = False
-    if ca_files:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        for path in ca_files:
-            ctx.load_verify_locations(cafile=str(path))
-    else:
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
 def _tls13_only_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -435,18 +420,18 @@ class _ProbeError(Exception):
 class _RawMqtt:
     """A minimal blocking MQTT 3.1.1 client over TLS 1.2 for the quirk probes: it sends exactly
     the bytes it is told to, so it can be wrong on purpose. The printer's certificate must be
-    the one already checked (``fingerprint``) before any credentials leave."""
+    the one already checked (``expected_fingerprint``) before any credentials leave."""
 
-    def __init__(self, host: str, port: int, fingerprint: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, expected_fingerprint: str, timeout: float) -> None:
         self.timeout = timeout
         raw = socket.create_connection((host, port), timeout=timeout)
         try:
-            self.sock = _tls12_context().wrap_socket(raw, server_hostname=None)
+            self.sock = tls12_context().wrap_socket(raw, server_hostname=None)
         except Exception:
             raw.close()
             raise
         der = self.sock.getpeercert(binary_form=True) or b""
-        if PeerCertificate.from_der(der).fingerprint != fingerprint:
+        if fingerprint(der) != expected_fingerprint:
             self.close()
             raise _ProbeError("the certificate differs from the checked one; nothing was sent")
         self._buffer = b""
@@ -890,12 +875,7 @@ class _Doctor:
             )  # fmt: skip
         try:
             files = trust.ca_files()
-            for path in files:
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                try:
-                    ctx.load_verify_locations(cafile=str(path))
-                except (ssl.SSLError, OSError) as exc:
-                    raise ConfigError(f"cannot load CA file {path}: {exc}") from None
+            load_ca_files(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), files)
         except ConfigError as exc:
             return self.record(
                 "input.trust", Status.FAIL, str(exc), cause="trust_config",
@@ -973,7 +953,7 @@ class _Doctor:
     async def check_tls(self) -> None:
         cfg, t = self.cfg, self.t
         started = time.monotonic()
-        hs = await asyncio.to_thread(_tls_handshake, cfg.host, cfg.port, _tls12_context(), t.tls)
+        hs = await asyncio.to_thread(_tls_handshake, cfg.host, cfg.port, tls12_context(), t.tls)
         if hs.outcome != "ok" or hs.der is None:
             cause, fix = {
                 "no_answer": (
@@ -1099,7 +1079,7 @@ class _Doctor:
         files = cfg.trust.ca_files()
         names = ", ".join(str(p) for p in files)
         r = await asyncio.to_thread(
-            _tls_handshake, cfg.host, cfg.port, _tls12_context(files), self.t.tls
+            _tls_handshake, cfg.host, cfg.port, tls12_context(files), self.t.tls
         )
         if r.outcome == "ok":
             self.record("tls.chain", Status.PASS, f"verifies against {names}", started=started)

@@ -442,11 +442,12 @@ class Printer:
             known_printers=Path(known_printers) if known_printers else None,
             insecure=insecure,
         )
-        self.config = PrinterConfig(
-            host=host, serial=serial, access_code=code, port=port, trust=trust, name=name
-        ).validate()
-        self.options = options or PrinterOptions()
-        self._conn: PrinterConnection | None = None
+        self._setup(
+            PrinterConfig(
+                host=host, serial=serial, access_code=code, port=port, trust=trust, name=name
+            ),
+            options,
+        )
         if insecure:
             log.warning(
                 "%s: insecure mode: the printer's identity is NOT checked; the access code "
@@ -458,10 +459,13 @@ class Printer:
     @classmethod
     def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> Printer:
         printer = cls.__new__(cls)
-        printer.config = cfg.validate()
-        printer.options = options or PrinterOptions()
-        printer._conn = None
+        printer._setup(cfg, options)
         return printer
+
+    def _setup(self, cfg: PrinterConfig, options: PrinterOptions | None) -> None:
+        self.config = cfg.validate()
+        self.options = options or PrinterOptions()
+        self._conn: PrinterConnection | None = None
 
     def __repr__(self) -> str:
         c = self.config

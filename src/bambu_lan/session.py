@@ -70,7 +70,6 @@ class ConnectionStatus:
     connects: int = 0  # successful connections (1 + reconnects)
     auth_failures: int = 0  # in a row
     trust_failures: int = 0
-    last_error: str = ""
     last_message_at: float | None = None  # time.monotonic()
     connected_since: float | None = None  # time.time()
     messages: int = 0
@@ -78,6 +77,11 @@ class ConnectionStatus:
     handler_errors: int = 0  # reports whose handling raised (logged once, then counted)
     client_id: str = ""
     error: BambuError | None = None  # the last connection error, as raised
+
+    @property
+    def last_error(self) -> str:
+        """The last connection error in words ("" before any)."""
+        return str(self.error) if self.error is not None else ""
 
     @property
     def connected(self) -> bool:
@@ -456,7 +460,6 @@ class Session:
     def _set_state(self, state: LinkState, error: BambuError | None) -> None:
         self.status.state = state
         if error is not None:
-            self.status.last_error = str(error)
             self.status.error = error
         if self._on_status is not None:
             self._on_status(self.status, error)

@@ -92,30 +92,32 @@ class SyncPrinter:
         options: PrinterOptions | None = None,
         name: str = "",
     ) -> None:
-        self._printer = Printer(
-            host,
-            serial,
-            access_code,
-            port=port,
-            ca_file=ca_file,
-            ca_dir=ca_dir,
-            known_printers=known_printers,
-            insecure=insecure,
-            options=options,
-            name=name,
+        self._setup(
+            Printer(
+                host,
+                serial,
+                access_code,
+                port=port,
+                ca_file=ca_file,
+                ca_dir=ca_dir,
+                known_printers=known_printers,
+                insecure=insecure,
+                options=options,
+                name=name,
+            )
         )
-        self._runner = _LoopThread.get()
-        self._event_queue: queue.Queue[Event | None] | None = None
-        self._pump_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> SyncPrinter:
         printer = cls.__new__(cls)
-        printer._printer = Printer.from_config(cfg, options)
-        printer._runner = _LoopThread.get()
-        printer._event_queue = None
-        printer._pump_task = None
+        printer._setup(Printer.from_config(cfg, options))
         return printer
+
+    def _setup(self, printer: Printer) -> None:
+        self._printer = printer
+        self._runner = _LoopThread.get()
+        self._event_queue: queue.Queue[Event | None] | None = None
+        self._pump_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"Sync{self._printer!r}"

@@ -313,7 +313,8 @@ def _verified_subject_cn(sock: ssl.SSLSocket) -> str:
     return ""
 
 
-def _load_ca_files(ctx: ssl.SSLContext, files: Iterable[Path]) -> None:
+def load_ca_files(ctx: ssl.SSLContext, files: Iterable[Path]) -> None:
+    """Trust ``files`` in ``ctx``; a file that is not a PEM certificate is a ConfigError."""
     for path in files:
         try:
             ctx.load_verify_locations(cafile=str(path))
@@ -321,10 +322,9 @@ def _load_ca_files(ctx: ssl.SSLContext, files: Iterable[Path]) -> None:
             raise ConfigError(f"cannot load CA file {path}: {exc}") from None
 
 
-def client_context(check: HandshakeCheck) -> ssl.SSLContext:
-    """A client context for one connection attempt: TLS 1.2 exactly, identity checked in the
-    handshake by ``check``."""
-    trust = check.trust
+def tls12_context(ca_files: Iterable[Path] = ()) -> ssl.SSLContext:
+    """The printers' TLS settings: TLS 1.2 exactly; the chain verified against ``ca_files``
+    when given, else not verified (the caller pins or checks the certificate itself)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -334,11 +334,20 @@ def client_context(check: HandshakeCheck) -> ssl.SSLContext:
     # The printer's certificate is named after its serial, not its IP (no IP SAN), and paho
     # passes the IP as server_hostname: the name is compared to the serial in HandshakeCheck.
     ctx.check_hostname = False
-    if trust.mode == "ca":
+    files = list(ca_files)
+    if files:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        _load_ca_files(ctx, trust.ca_files())
+        load_ca_files(ctx, files)
     else:
         ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def client_context(check: HandshakeCheck) -> ssl.SSLContext:
+    """A client context for one connection attempt: TLS 1.2 exactly, identity checked in the
+    handshake by ``check``."""
+    trust = check.trust
+    ctx = tls12_context(trust.ca_files() if trust.mode == "ca" else ())
 
     class CheckedSSLSocket(ssl.SSLSocket):
         def do_handshake(self, block: bool = False) -> None:
