@@ -76,8 +76,16 @@ def serve(
       bambu-lan history                    the jobs it recorded
     """
     import asyncio
+    import importlib.util
 
     from bambu_lan.errors import ConfigError
+
+    missing = [m for m in ("aiohttp", "prometheus_client") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(
+            f"serve needs {', '.join(missing)}, which is not installed",
+            hint="pip install 'bambu-lan[serve]'",
+        )
     from bambu_lan.serve.daemon import Daemon, read_farm_config, select_printers
     from bambu_lan.serve.settings import BrokerURL, Shard
 

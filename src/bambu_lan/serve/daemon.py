@@ -106,7 +106,23 @@ def select_printers(farm: FarmConfig, settings: ServeSettings) -> list[PrinterCo
 def build_sinks(settings: ServeSettings) -> list[Sink]:
     """One sink per configured output, each imported only when used."""
     sinks: list[Sink] = [LogSink()]
+    if settings.http_port is not None:
+        web = _optional_module("bambu_lan.serve.web")
+        if web is not None:
+            sinks.append(web.create_sink(settings))
     return sinks
+
+
+def _optional_module(name: str) -> Any:
+    """A part of serve that may not be there yet (the web page): None when absent."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
 
 
 class Daemon:
