@@ -110,6 +110,18 @@ def build_sinks(settings: ServeSettings) -> list[Sink]:
         from bambu_lan.serve.metrics import MetricsSink
 
         sinks.append(MetricsSink())
+    if settings.mqtt is not None:
+        from bambu_lan.serve.mqtt_bridge import MqttBridge
+
+        sinks.append(
+            MqttBridge(
+                settings.mqtt,
+                ca_file=settings.mqtt_ca_file,
+                prefix=settings.mqtt_prefix,
+                discovery_prefix=settings.discovery_prefix,
+                instance_group=str(settings.shard or "all"),
+            )
+        )
     if settings.http_port is not None:
         web = _optional_module("bambu_lan.serve.web")
         if web is not None:
