@@ -731,11 +731,11 @@ class StateBuilder:
             active = index == active_index or len(entries) == 1
             temperature: float | None
             target: float | None
-            if active and nozzle is not None:
-                # The top-level reading belongs to the active nozzle and has decimals.
-                temperature, target = nozzle, nozzle_target
-            else:
+            if "temp" in entry or not active:
                 temperature, target = _packed(r.int_(entry, "temp"))
+            else:
+                # No reading in device: the top-level one is the active nozzle's.
+                temperature, target = nozzle, nozzle_target
             spec = specs.get(index)
             if spec is not None:
                 diameter = _diameter(spec.get("diameter"))
