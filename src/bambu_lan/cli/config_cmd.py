@@ -86,3 +86,58 @@ def show(as_json: bool) -> None:
         click.echo(f"[printers.{name}]{mark}")
         for key, value in profile.items():
             click.echo(f"  {key} = {value}")
+
+
+@config.command("check")
+@json_option
+def check(as_json: bool) -> None:
+    """Check the config file as a whole: unknown keys, value types, values, CA files.
+
+    Every problem is listed with the file, the printer and the key; the exit code is 0 when
+    there are none, 2 otherwise. Other commands run the same check before using the file.
+    """
+    from bambu_lan.config import config_path, file_problems, read_config_file
+
+    with json_errors(as_json):
+        file = config_path()
+        data, problems = read_config_file(file)
+        problems += file_problems(data, file)
+    printers = data.get("printers") if isinstance(data.get("printers"), dict) else {}
+    assert isinstance(printers, dict)
+    if as_json:
+        echo_json(
+            {
+                "path": str(file),
+                "exists": file.exists(),
+                "ok": not problems,
+                "printers": sorted(printers),
+                "problems": [
+                    {
+                        "printer": p.profile,
+                        "key": p.key,
+                        "message": p.message,
+                        "hint": p.hint,
+                    }
+                    for p in problems
+                ],
+            }
+        )
+        if problems:
+            raise SystemExit(2)
+        return
+    if not file.exists():
+        click.echo(f"no config file at {file}: nothing to check")
+        return
+    from bambu_lan.cli.options import echo_error
+
+    for problem in problems:
+        click.echo(f"{problem}\n  hint: {problem.hint}")
+    if problems:
+        count = len(problems)
+        echo_error(
+            f"{count} problem{'s' if count > 1 else ''} in {file}",
+            "fix the keys listed above; each line names the printer and the key",
+        )
+        raise SystemExit(2)
+    names = ", ".join(sorted(printers)) or "none"
+    click.echo(f"ok: {file}: printers {names}")

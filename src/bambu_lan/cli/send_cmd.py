@@ -159,7 +159,7 @@ def gcode(conn: ConnectionParams, as_json: bool, timeout: float, lines: tuple[st
 
     try:
         command = commands.gcode(lines)
-    except ValueError as exc:
+    except ValueError as exc:  # checked before connecting: non-ASCII, control characters
         raise click.BadParameter(str(exc), param_hint="LINES") from None
     execute(conn, as_json, timeout, lambda p: p.send(command))
 
@@ -182,7 +182,8 @@ def raw(
     \b
     Example:
       bambu-lan send raw system ledctrl '{"led_node": "chamber_light", "led_mode": "on"}'
-    The sequence_id is added for you. Exit 0 when the printer answers without an error.
+    The sequence_id is added for you (the JSON cannot set it, nor the command). Exit 0
+    when the printer answers without an error.
     """
     from bambu_lan.protocol import commands
 
@@ -192,8 +193,13 @@ def raw(
             loaded = json.loads(params)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="JSON") from None
+        except RecursionError:
+            raise click.BadParameter("the JSON is nested too deeply", param_hint="JSON") from None
         if not isinstance(loaded, dict):
             raise click.BadParameter("must be a JSON object: {...}", param_hint="JSON")
         body = loaded
-    command = commands.raw(cls, name, body)
+    try:  # checked before connecting: reserved keys, JSON that cannot be sent
+        command = commands.raw(cls, name, body)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="CLASS COMMAND [JSON]") from None
     execute(conn, as_json, timeout, lambda p: p.send(command))

@@ -1,0 +1,49 @@
+"""Text from a printer (or any other stranger) made safe for a terminal: the one place.
+
+Anyone who can send a print job chooses its name, and a printer reports names, HMS texts and
+error strings it was given. Written raw to a terminal, an ESC sequence in such a string can
+retitle the window, recolour the screen, move the cursor or hide text; a bidi override can
+make text read differently from what it is. So every printer-provided string passes through
+``terminal_safe`` before it reaches a terminal (the live panel, the plain lines, the doctor's
+table, error messages). JSON output is not touched: it escapes control characters itself and
+must stay exact.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["UNSAFE_CHARACTERS", "terminal_safe"]
+
+# C0 controls (incl. ESC, BEL, BS, CR), DEL, C1 controls (incl. CSI 0x9B and OSC 0x9D, which
+# some terminals honour on their own), the bidi embeddings, overrides and isolates, the
+# zero-width marks that steer them, the line/paragraph separators, and lone surrogates (which
+# cannot even be encoded for the terminal).
+UNSAFE_CHARACTERS = (
+    "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff"
+)
+_UNSAFE = re.compile(f"[{UNSAFE_CHARACTERS}]")
+# Whitespace controls become one space, so that "a\tb" does not read "ab".
+_SPACES = frozenset("\t\n\r\x0b\x0c\x85\u2028\u2029")
+
+
+def _replace(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SPACES:
+        return " "
+    if "\ud800" <= char <= "\udfff":
+        return "\ufffd"
+    return ""
+
+
+def terminal_safe(text: object) -> str:
+    """``text`` (converted with ``str``) without control characters or bidi controls.
+
+    Whitespace controls (tab, newline, ...) become a space, lone surrogates become U+FFFD,
+    everything else unsafe is dropped. Printable text, including any other non-ASCII, is
+    kept as it is.
+    """
+    value = text if isinstance(text, str) else str(text)
+    if value.isascii() and value.isprintable():  # the common case: nothing to do
+        return value
+    return _UNSAFE.sub(_replace, value)
