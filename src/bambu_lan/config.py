@@ -395,18 +395,24 @@ def _port_value(key: str, value: Any) -> tuple[str, str] | None:
     return None
 
 
-def _host_problem(value: str) -> str | None:
+def _host_value(key: str, value: Any) -> tuple[str, str] | None:
+    found = _text("an IP address or host name")(key, value)
+    if found:
+        return found
     try:
-        normalize_host(value, source="host")
+        normalize_host(value, source=key)
     except ConfigError as exc:
-        return f"{exc} ({exc.hint})"
+        return (
+            str(exc).removeprefix(f"{key} "),
+            f'write {key} = "192.168.1.50": the address alone (a port goes in port = 8883)',
+        )
     return None
 
 
 #: Every key a [printers.NAME] table may hold, and how its value is checked. Other parts of
 #: bambu-lan add their keys here (e.g. ftps_port, camera_port).
 SCHEMA: dict[str, Checker] = {
-    "host": _text("an IP address or host name", _host_problem),
+    "host": _host_value,
     "serial": _text("15 characters, upper case", serial_problem),
     "access_code": _text("the 8-character LAN access code", access_code_problem),
     "access_code_file": _path_value,

@@ -293,7 +293,7 @@ def test_rewrite_is_atomic_and_leaves_no_temp_files(
 
 
 def test_unreadable_pin_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="known-printers file .* is a folder"):
+    with pytest.raises(ConfigError, match=r"known-printers file .* is a folder"):
         KnownPrinters(tmp_path).get(SERIAL)  # a directory
 
 

@@ -104,6 +104,11 @@ def check(as_json: bool) -> None:
         problems += file_problems(data, file)
     printers = data.get("printers") if isinstance(data.get("printers"), dict) else {}
     assert isinstance(printers, dict)
+    from bambu_lan.cli.options import echo_error
+
+    count = len(problems)
+    summary = f"{count} problem{'s' if count > 1 else ''} in {file}"
+    fix = "fix the keys listed; each problem names the printer and the key"
     if as_json:
         echo_json(
             {
@@ -123,21 +128,16 @@ def check(as_json: bool) -> None:
             }
         )
         if problems:
+            echo_error(summary, fix)
             raise SystemExit(2)
         return
     if not file.exists():
         click.echo(f"no config file at {file}: nothing to check")
         return
-    from bambu_lan.cli.options import echo_error
-
     for problem in problems:
         click.echo(f"{problem}\n  hint: {problem.hint}")
     if problems:
-        count = len(problems)
-        echo_error(
-            f"{count} problem{'s' if count > 1 else ''} in {file}",
-            "fix the keys listed above; each line names the printer and the key",
-        )
+        echo_error(summary, fix)
         raise SystemExit(2)
     names = ", ".join(sorted(printers)) or "none"
     click.echo(f"ok: {file}: printers {names}")

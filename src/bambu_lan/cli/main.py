@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 def _usage_hint(exc: click.ClickException) -> str:
-    """The hint under a usage error: where the options are explained."""
+    """The hint under a usage error: its own, or where the options are explained."""
+    own = getattr(exc, "hint", None)
+    if isinstance(own, str) and own:
+        return own
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "bambu-lan"
     return f"see `{path} --help`"

@@ -42,6 +42,14 @@ INSECURE_WARNING = (
 )
 
 
+class BadInput(click.BadParameter):
+    """A bad argument with its own hint (shown instead of "see --help")."""
+
+    def __init__(self, message: str, *, param_hint: str, hint: str) -> None:
+        super().__init__(message, param_hint=param_hint)
+        self.hint = hint
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionParams:
     """The connection options as given on the command line (not yet merged with the

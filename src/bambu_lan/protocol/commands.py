@@ -132,9 +132,7 @@ def gcode(lines: str | Iterable[str]) -> Command:
     for line in text.splitlines():
         problem = _gcode_line_problem(line)
         if problem:
-            raise ValueError(
-                f"G-code line {line.encode('ascii', 'backslashreplace')!r}: {problem}"[:200]
-            )
+            raise ValueError(f"G-code line {ascii(line)[:80]}: {problem}")
     return Command("print", "gcode_line", {"param": text + "\n", "user_id": "0"})
 
 
