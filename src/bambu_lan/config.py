@@ -424,7 +424,9 @@ SCHEMA: dict[str, Checker] = {
     "ftps_port": _port_value,
     "camera_port": _port_value,
 }
-TOP_LEVEL_KEYS = ("default", "printers")
+# [serve] belongs to `bambu-lan serve`, which checks its keys when it reads them (and
+# `bambu-lan config check` runs that check too).
+TOP_LEVEL_KEYS = ("default", "printers", "serve")
 
 
 def _did_you_mean(key: str, known: Any) -> str:

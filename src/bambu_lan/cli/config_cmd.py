@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bambu_lan.cli.options import echo_json, json_errors, json_option
+
+if TYPE_CHECKING:
+    from bambu_lan.config import ConfigProblem
 
 EXAMPLE = """\
 default = "workshop"         # optional: used when --printer is not given (before any table)
@@ -101,7 +105,7 @@ def check(as_json: bool) -> None:
     with json_errors(as_json):
         file = config_path()
         data, problems = read_config_file(file)
-        problems += file_problems(data, file)
+        problems += file_problems(data, file) + _serve_problems(data, file)
     printers = data.get("printers") if isinstance(data.get("printers"), dict) else {}
     assert isinstance(printers, dict)
     from bambu_lan.cli.options import echo_error
@@ -141,3 +145,19 @@ def check(as_json: bool) -> None:
         raise SystemExit(2)
     names = ", ".join(sorted(printers)) or "none"
     click.echo(f"ok: {file}: printers {names}")
+
+
+def _serve_problems(data: dict[str, Any], file: Path) -> list[ConfigProblem]:
+    """The [serve] table, checked by `bambu-lan serve`'s own reader."""
+    from bambu_lan.config import ConfigProblem
+    from bambu_lan.errors import ConfigError
+
+    if "serve" not in data:
+        return []
+    try:
+        from bambu_lan.serve.settings import parse_serve_table
+
+        parse_serve_table(data)
+    except ConfigError as exc:
+        return [ConfigProblem(file, None, "serve", str(exc), exc.hint or "see the README")]
+    return []
