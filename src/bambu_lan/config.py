@@ -429,6 +429,25 @@ SCHEMA: dict[str, Checker] = {
 TOP_LEVEL_KEYS = ("default", "printers", "serve")
 
 
+def _type_only(checker: Checker, key: str, value: Any) -> tuple[str, str] | None:
+    """The checker's verdict on the type of ``value`` only."""
+    found = checker(key, value)
+    if found is None or checker in (_path_value, _boolean):  # nothing but shape to check
+        return found
+    kind = _right_type(key)
+    return (
+        found if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) else None
+    )
+
+
+def _right_type(key: str) -> type:
+    if SCHEMA[key] is _boolean:
+        return bool
+    if SCHEMA[key] is _port_value:
+        return int
+    return str
+
+
 def _did_you_mean(key: str, known: Any) -> str:
     import difflib
 
@@ -437,8 +456,16 @@ def _did_you_mean(key: str, known: Any) -> str:
     return f"did you mean {close[0]}? known keys: {listed}" if close else f"known keys: {listed}"
 
 
-def check_config(data: Mapping[str, Any], file: Path) -> list[ConfigProblem]:
-    """Every problem of a parsed config file (empty when it is right)."""
+def check_config(
+    data: Mapping[str, Any], file: Path, *, values: bool = True
+) -> list[ConfigProblem]:
+    """Every problem of a parsed config file (empty when it is right).
+
+    Without ``values`` only the shape is checked (unknown keys, types, contradictions): what
+    every command checks before it uses the file. A profile's values (a host with a port, a
+    lower-case serial, a port out of range) are then checked when that profile is used, so
+    that the doctor can diagnose them step by step; ``config check`` checks them all.
+    """
     problems: list[ConfigProblem] = []
 
     def problem(profile: str | None, key: str, message: str, hint: str) -> None:
@@ -472,7 +499,7 @@ def check_config(data: Mapping[str, Any], file: Path) -> list[ConfigProblem]:
             if checker is None:
                 problem(name, key, "unknown key", _did_you_mean(key, SCHEMA))
                 continue
-            found = checker(key, value)
+            found = checker(key, value) if values else _type_only(checker, key, value)
             if found:
                 problem(name, key, *found)
         if "access_code" in profile and "access_code_file" in profile:
@@ -497,9 +524,12 @@ def check_config(data: Mapping[str, Any], file: Path) -> list[ConfigProblem]:
     return problems
 
 
-def read_config_file(path: Path | None = None) -> tuple[dict[str, Any], list[ConfigProblem]]:
-    """The parsed file and its schema problems; a file that cannot be read or parsed at all
-    is a ConfigError. A missing file is an empty config."""
+def read_config_file(
+    path: Path | None = None, *, values: bool = False
+) -> tuple[dict[str, Any], list[ConfigProblem]]:
+    """The parsed file and its schema problems (``values``: the values too, see
+    ``check_config``); a file that cannot be read or parsed at all is a ConfigError. A
+    missing file is an empty config."""
     path = path or config_path()
     try:
         raw = path.read_bytes()
@@ -530,7 +560,7 @@ def read_config_file(path: Path | None = None) -> tuple[dict[str, Any], list[Con
         ) from None
     if _holds_secrets(data):
         warn_if_exposed(path, "the config file, which holds access codes,")
-    return data, check_config(data, path)
+    return data, check_config(data, path, values=values)
 
 
 def _decode_config(raw: bytes, path: Path) -> str:
@@ -633,6 +663,22 @@ def resolve_printer(
                 hint=f"printers defined there: {known}",
             )
         profile = printers[name]
+        if validate:  # the values this profile gives (not overridden): named by file and key
+            overridden = {
+                "host": bool(host or _env("BAMBU_HOST")),
+                "serial": bool(serial or _env("BAMBU_SERIAL")),
+                "port": port is not None or bool(_env("BAMBU_PORT")),
+                "access_code": bool(
+                    access_code
+                    or access_code_file
+                    or _env("BAMBU_ACCESS_CODE")
+                    or _env("BAMBU_ACCESS_CODE_FILE")
+                ),
+            }
+            used = {k: v for k, v in profile.items() if not overridden.get(k, False)}
+            problems = check_config({"printers": {name: used}}, where)
+            if problems:
+                raise problems[0].error(more=len(problems) - 1)
     if access_code and access_code_file:
         raise ConfigError(
             "both --access-code (or BAMBU_ACCESS_CODE) and --access-code-file (or "

@@ -11,9 +11,15 @@ must stay exact.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any, TypeVar
 
-__all__ = ["UNSAFE_CHARACTERS", "terminal_safe"]
+__all__ = ["UNSAFE_CHARACTERS", "terminal_safe", "terminal_safe_copy"]
+
+_T = TypeVar("_T")
 
 # C0 controls (incl. ESC, BEL, BS, CR), DEL, C1 controls (incl. CSI 0x9B and OSC 0x9D, which
 # some terminals honour on their own), the bidi embeddings, overrides and isolates, the
@@ -47,3 +53,46 @@ def terminal_safe(text: object) -> str:
     if value.isascii() and value.isprintable():  # the common case: nothing to do
         return value
     return _UNSAFE.sub(_replace, value)
+
+
+def terminal_safe_copy(value: _T) -> _T:
+    """``value`` with every string inside it made terminal-safe: dataclasses (frozen ones
+    too), tuples, lists and mappings are copied where something changed, everything else is
+    returned as it is (enums included). For views that render a whole snapshot: new fields
+    are covered without a change here."""
+    return _copy(value, 0)  # type: ignore[no-any-return]
+
+
+_MAX_DEPTH = 40  # printer data is shallow; deeper (hostile) nesting is left to the caller
+
+
+def _copy(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind is str:
+        return terminal_safe(value)
+    if depth > _MAX_DEPTH or value is None or kind in (int, float, bool) or isinstance(value, Enum):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            if not f.init:
+                continue
+            old = getattr(value, f.name)
+            new = _copy(old, depth + 1)
+            if new is not old:
+                changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    if isinstance(value, tuple | list):
+        items = [_copy(item, depth + 1) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return kind(items) if kind in (tuple, list) else tuple(items)
+    if isinstance(value, Mapping):
+        pairs = [(_copy(k, depth + 1), _copy(v, depth + 1)) for k, v in value.items()]
+        if all(
+            k is old_k and v is old_v
+            for (k, v), (old_k, old_v) in zip(pairs, value.items(), strict=True)
+        ):
+            return value
+        return dict(pairs)
+    return value

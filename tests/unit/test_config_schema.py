@@ -394,3 +394,26 @@ class _Lines:
     def readline(self) -> str:
         line, self.text = self.text, ""
         return line
+
+
+def test_profile_values_are_checked_on_use_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[printers.a]\nhost = "10.0.0.5:8883"\nserial = "{SERIAL}"\naccess_code = "{CODE}"\n'
+        f'[printers.b]\nhost = "10.0.0.6"\nserial = "{SERIAL}"\naccess_code = "{CODE}"\n',
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    # The shape is right, so profile b works; a's bad value is named when a is used ...
+    assert resolve_printer(printer="b", config_file=path).host == "10.0.0.6"
+    with pytest.raises(ConfigError) as info:
+        resolve_printer(printer="a", config_file=path)
+    assert str(info.value).startswith(f"{path}: [printers.a] host: ")
+    assert "includes a port" in str(info.value)
+    # ... not when an option overrides it, and the doctor gets it as written.
+    assert resolve_printer(printer="a", host="10.0.0.7", config_file=path).host == "10.0.0.7"
+    assert resolve_printer(printer="a", config_file=path, validate=False).host == "10.0.0.5:8883"
+    # `config check` (values=True) sees it without anything using the profile.
+    _data, problems = read_config_file(path, values=True)
+    assert [(p.profile, p.key) for p in problems] == [("a", "host")]
+    assert read_config_file(path)[1] == []

@@ -104,7 +104,7 @@ def check(as_json: bool) -> None:
 
     with json_errors(as_json):
         file = config_path()
-        data, problems = read_config_file(file)
+        data, problems = read_config_file(file, values=True)
         problems += file_problems(data, file) + _serve_problems(data, file)
     printers = data.get("printers") if isinstance(data.get("printers"), dict) else {}
     assert isinstance(printers, dict)
