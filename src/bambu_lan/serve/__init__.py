@@ -1,0 +1,1 @@
+"""``bambu-lan serve``: the farm daemon."""
