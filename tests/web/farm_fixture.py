@@ -35,12 +35,18 @@ class RunningFarm:
 
 @contextlib.asynccontextmanager
 async def running_farm(
-    cert_dir: Path, *, secret: str | None = TOKEN, time_scale: float = 4.0
+    cert_dir: Path,
+    *,
+    secret: str | None = TOKEN,
+    time_scale: float = 4.0,
+    layout: tuple[tuple[str, int], ...] = (("a1", 6), ("p1s", 3), ("x1c", 3)),
 ) -> AsyncIterator[RunningFarm]:
-    """12 printers: 6 A1, 3 P1S, 3 X1C, named "Bay 01" .. "Bay 12", all idle and connected."""
+    """By default 12 printers: 6 A1, 3 P1S, 3 X1C, named "Bay 01" .. "Bay 12", all idle and
+    connected, the dashboard in front of them."""
     async with contextlib.AsyncExitStack() as stack:
         sims: list[SimulatedPrinter] = []
-        for model, count, seed in (("a1", 6, 10), ("p1s", 3, 20), ("x1c", 3, 30)):
+        for i, (model, count) in enumerate(layout):
+            seed = 10 * (i + 1)
             fleet = SimFleet(
                 count,
                 model,

@@ -90,7 +90,11 @@ class LiveCards:
 
     async def _watch(self) -> None:
         async for serial in self.source.updates():
-            self._dirty.add(serial)
+            self.mark(serial)
+
+    def mark(self, serial: str) -> None:
+        """This printer changed: its card goes out with the next flush (a hub's sink calls it)."""
+        self._dirty.add(serial)
 
     async def _ticker(self) -> None:
         while True:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bambu_lan.protocol.events import EventKind
+from bambu_lan.protocol.events import Event, EventKind
 
 if TYPE_CHECKING:
     from bambu_lan.farm import Farm
@@ -112,7 +112,7 @@ class FarmSource:
         self.interval = interval
         self._jobs: deque[JobRecord] = deque(maxlen=10_000)
         self._running: dict[str, JobRecord] = {}
-        self._history_task: asyncio.Task[None] | None = None
+        self._history_tasks: list[asyncio.Task[None]] = []
 
     def printers(self) -> dict[str, PrinterEntry]:
         out: dict[str, PrinterEntry] = {}
@@ -166,11 +166,17 @@ class FarmSource:
     # -- history kept from events --
 
     def _start_history(self) -> None:
-        if self._history_task is None:
-            self._history_task = asyncio.get_running_loop().create_task(self._collect())
+        if not self._history_tasks:
+            # Each printer's own event subscription: the farm's merged queue has one reader,
+            # and that belongs to whoever runs the farm.
+            loop = asyncio.get_running_loop()
+            self._history_tasks = [
+                loop.create_task(self._collect(printer.events()))
+                for printer in self.farm.printers.values()
+            ]
 
-    async def _collect(self) -> None:
-        async for event in self.farm.events():
+    async def _collect(self, events: AsyncIterator[Event]) -> None:
+        async for event in events:
             serial = event.serial
             state = self.farm.printers[serial].state if serial in self.farm.printers else None
             name = self.names.get(serial) or (
@@ -220,11 +226,12 @@ class FarmSource:
         return None
 
     async def aclose(self) -> None:
-        if self._history_task is not None:
-            self._history_task.cancel()
+        for task in self._history_tasks:
+            task.cancel()
+        for task in self._history_tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._history_task
-            self._history_task = None
+                await task
+        self._history_tasks.clear()
 
 
 def filter_jobs(jobs: Sequence[JobRecord], query: HistoryQuery) -> list[JobRecord]:
