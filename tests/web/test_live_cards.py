@@ -116,3 +116,19 @@ async def test_printer_page_gets_only_its_printer() -> None:
     data = _decode(page.queue.get_nowait())  # type: ignore[arg-type]
     assert list(data["cards"]) == ["S001"]  # type: ignore[call-overload]
     assert "summary" not in data
+
+
+async def test_new_page_gets_only_cards_changed_after_its_tick() -> None:
+    source = MemorySource(3)
+    live = LiveCards(source, interval=3600)
+    live.refresh_all()
+    rendered_at = live.tick
+    source.set("S002", "offline: gone")
+    live.mark("S002")
+    live.flush()
+    page = live.subscribe(None, rendered_at)
+    data = _decode(page.queue.get_nowait())  # type: ignore[arg-type]
+    assert list(data["cards"]) == ["S002"]  # type: ignore[call-overload]
+    assert live.subscribe(None, live.tick).queue.empty()  # up to date: nothing to send
+    everything = _decode(live.subscribe(None, None).queue.get_nowait())  # type: ignore[arg-type]
+    assert sorted(everything["cards"]) == ["S000", "S001", "S002"]  # type: ignore[call-overload]

@@ -88,9 +88,24 @@ def create_app(
     interval: float = 1.0,
     snapshot_interval: float = 10.0,
 ) -> web.Application:
-    """The dashboard as an aiohttp application (started with ``start_dashboard`` or by
-    ``serve``). ``secret`` is the login token or password; None leaves it read-only."""
-    app = web.Application(middlewares=[_headers])
+    """The dashboard as its own aiohttp application (see ``DashboardServer``)."""
+    app = web.Application()
+    install(app, source, secret=secret, interval=interval, snapshot_interval=snapshot_interval)
+    return app
+
+
+def install(
+    app: web.Application,
+    source: DashboardSource,
+    *,
+    secret: Secret | None = None,
+    interval: float = 1.0,
+    snapshot_interval: float = 10.0,
+) -> Dashboard:
+    """Add the dashboard's routes to ``app`` (``serve``'s HTTP port, or one of its own).
+
+    ``secret`` is the login token or password; None leaves the dashboard read-only.
+    """
     dash = Dashboard(
         source=source,
         live=LiveCards(source, interval),
@@ -99,6 +114,7 @@ def create_app(
         snapshot_interval=snapshot_interval,
     )
     app[APP_KEY] = dash
+    app.middlewares.append(_headers)
     static = resources.files("bambu_lan.serve.web") / "static"
     app.router.add_get("/", farm_page)
     app.router.add_get("/events", events)
@@ -114,7 +130,7 @@ def create_app(
     app.router.add_static("/static", str(static), append_version=False)
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop)
-    return app
+    return dash
 
 
 async def _start(app: web.Application) -> None:

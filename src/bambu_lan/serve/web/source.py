@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bambu_lan.protocol.events import Event, EventKind
+from bambu_lan.protocol.events import TERMINAL_KINDS, Event, EventKind
 
 if TYPE_CHECKING:
     from bambu_lan.farm import Farm
@@ -110,8 +110,7 @@ class FarmSource:
         self.farm = farm
         self.names = dict(names or {})
         self.interval = interval
-        self._jobs: deque[JobRecord] = deque(maxlen=10_000)
-        self._running: dict[str, JobRecord] = {}
+        self.jobs = JobLog()
         self._history_tasks: list[asyncio.Task[None]] = []
 
     def printers(self) -> dict[str, PrinterEntry]:
@@ -177,47 +176,15 @@ class FarmSource:
 
     async def _collect(self, events: AsyncIterator[Event]) -> None:
         async for event in events:
-            serial = event.serial
-            state = self.farm.printers[serial].state if serial in self.farm.printers else None
-            name = self.names.get(serial) or (
-                self.farm.printers[serial].config.label if serial in self.farm.printers else serial
+            printer = self.farm.printers.get(event.serial)
+            name = self.names.get(event.serial) or (
+                printer.config.label if printer else event.serial
             )
-            if event.kind is EventKind.JOB_STARTED:
-                job = state.job if state else None
-                self._running[serial] = JobRecord(
-                    serial=serial,
-                    printer=name,
-                    name=job.name if job else "",
-                    file=job.file if job else "",
-                    started_at=event.at,
-                    ended_at=None,
-                    outcome="running",
-                )
-            elif event.kind in (
-                EventKind.JOB_FINISHED,
-                EventKind.JOB_FAILED,
-                EventKind.JOB_CANCELLED,
-            ):
-                started = self._running.pop(serial, None)
-                job = state.job if state else None
-                outcome = event.kind.value.removeprefix("job_")
-                self._jobs.append(
-                    JobRecord(
-                        serial=serial,
-                        printer=name,
-                        name=(started.name if started else "") or (job.name if job else ""),
-                        file=(started.file if started else "") or (job.file if job else ""),
-                        started_at=started.started_at if started else None,
-                        ended_at=event.at,
-                        outcome=outcome,
-                        layers=job.total_layers if job else None,
-                    )
-                )
+            self.jobs.record(event, name, printer.state if printer else None)
 
     async def history(self, query: HistoryQuery) -> list[JobRecord]:
         self._start_history()
-        jobs = [*self._running.values(), *reversed(self._jobs)]
-        return filter_jobs(jobs, query)
+        return self.jobs.find(query)
 
     async def snapshot(self, serial: str) -> bytes | None:
         return None
@@ -232,6 +199,45 @@ class FarmSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._history_tasks.clear()
+
+
+class JobLog:
+    """Jobs seen start and end, in memory (until ``serve``'s history database takes over)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._ended: deque[JobRecord] = deque(maxlen=size)
+        self._running: dict[str, JobRecord] = {}
+
+    def record(self, event: Event, name: str, state: PrinterState | None) -> None:
+        serial = event.serial
+        job = state.job if state else None
+        if event.kind is EventKind.JOB_STARTED:
+            self._running[serial] = JobRecord(
+                serial=serial,
+                printer=name,
+                name=job.name if job else "",
+                file=job.file if job else "",
+                started_at=event.at,
+                ended_at=None,
+                outcome="running",
+            )
+        elif event.kind in TERMINAL_KINDS:
+            started = self._running.pop(serial, None)
+            self._ended.append(
+                JobRecord(
+                    serial=serial,
+                    printer=name,
+                    name=(started.name if started else "") or (job.name if job else ""),
+                    file=(started.file if started else "") or (job.file if job else ""),
+                    started_at=started.started_at if started else None,
+                    ended_at=event.at,
+                    outcome=event.kind.value.removeprefix("job_"),
+                    layers=job.total_layers if job else None,
+                )
+            )
+
+    def find(self, query: HistoryQuery) -> list[JobRecord]:
+        return filter_jobs([*self._running.values(), *reversed(self._ended)], query)
 
 
 def filter_jobs(jobs: Sequence[JobRecord], query: HistoryQuery) -> list[JobRecord]:
