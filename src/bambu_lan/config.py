@@ -25,6 +25,8 @@ from bambu_lan.errors import ConfigError
 from bambu_lan.protocol.topics import DEFAULT_PORT, serial_problem
 from bambu_lan.trust import TrustConfig
 
+DEFAULT_FTPS_PORT = 990  # the printer's storage: implicit FTPS (protocol.md §8)
+
 
 class Secret:
     """A string that never shows itself in reprs, logs or f-strings: use ``.reveal()``."""
@@ -85,6 +87,7 @@ class PrinterConfig:
     port: int = DEFAULT_PORT
     trust: TrustConfig = field(default_factory=TrustConfig)
     name: str = ""
+    ftps_port: int = DEFAULT_FTPS_PORT
 
     def validate(self) -> PrinterConfig:
         if not self.host:
@@ -108,6 +111,8 @@ class PrinterConfig:
             )
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is out of range")
+        if not 0 < self.ftps_port < 65536:
+            raise ConfigError(f"FTPS port {self.ftps_port} is out of range")
         return self
 
     @property
@@ -150,6 +155,7 @@ def resolve_printer(
     serial: str | None = None,
     access_code: str | None = None,
     port: int | None = None,
+    ftps_port: int | None = None,
     ca_file: Path | None = None,
     ca_dir: Path | None = None,
     insecure: bool = False,
@@ -158,7 +164,8 @@ def resolve_printer(
     validate: bool = True,
 ) -> PrinterConfig:
     """Settings from, in order of precedence: explicit values (CLI options), environment
-    variables (BAMBU_HOST, BAMBU_SERIAL, BAMBU_ACCESS_CODE, BAMBU_PORT), the named profile
+    variables (BAMBU_HOST, BAMBU_SERIAL, BAMBU_ACCESS_CODE, BAMBU_PORT, BAMBU_FTPS_PORT), the
+    named profile
     (or the file's ``default``)."""
     data = load_config_file(config_file)
     printers = data.get("printers", {}) if isinstance(data.get("printers"), dict) else {}
@@ -187,6 +194,15 @@ def resolve_printer(
         port_value = int(port_text) if port_text is not None and port_text != "" else DEFAULT_PORT
     except (TypeError, ValueError):
         raise ConfigError(f"port must be a number, not {port_text!r}") from None
+    ftps_text: Any = (
+        ftps_port
+        if ftps_port is not None
+        else env.get("BAMBU_FTPS_PORT") or profile.get("ftps_port")
+    )
+    try:
+        ftps_value = int(ftps_text) if ftps_text is not None and ftps_text != "" else None
+    except (TypeError, ValueError):
+        raise ConfigError(f"ftps_port must be a number, not {ftps_text!r}") from None
     trust = TrustConfig(
         ca_file=ca_file or _path(env.get("BAMBU_CA_FILE")) or _path(profile.get("ca_file")),
         ca_dir=ca_dir or _path(env.get("BAMBU_CA_DIR")) or _path(profile.get("ca_dir")),
@@ -202,6 +218,7 @@ def resolve_printer(
         port=port_value,
         trust=trust,
         name=str(name or ""),
+        ftps_port=DEFAULT_FTPS_PORT if ftps_value is None else ftps_value,
     )
     # The doctor wants bad input as it was typed, to report it step by step.
     return config.validate() if validate else config
