@@ -543,8 +543,10 @@ class SyncStorage:
                 started = True
                 try:
                     sent = self._send_stream(conn, source, total, progress)
-                finally:
+                except (OSError, ssl.SSLError) as exc:
                     _close_data(conn)
+                    raise self._why_data_broke(ftp, exc) from None
+                _close_data(conn)
                 ftp.voidresp()
             except BaseException as exc:
                 if isinstance(exc, (ftplib.Error, OSError, EOFError, ssl.SSLError)):
@@ -557,6 +559,23 @@ class SyncStorage:
                 self._remove_partial(remote)
             raise
         return sent
+
+    def _why_data_broke(self, ftp: _ImplicitFtps, exc: BaseException) -> BaseException:
+        """The printer's reason when it cut a data connection (552 card full), else ``exc``."""
+        sock = ftp.sock
+        try:
+            if sock is not None:
+                sock.settimeout(min(self.timeout, 5.0))
+            ftp.getresp()  # a 2xx here would be odd: the transfer still failed
+        except ftplib.Error as reply:
+            return reply
+        except (OSError, EOFError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                if sock is not None:
+                    sock.settimeout(self.timeout)
+        return exc
 
     def _drop_unless_perm(self, exc: BaseException) -> None:
         if not isinstance(exc, ftplib.error_perm):
