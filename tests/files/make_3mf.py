@@ -14,9 +14,12 @@ CONTENT_TYPES = (
 
 
 def slice_info(plates: Sequence[int], model_id: str, filaments: Sequence[tuple[str, str]]) -> str:
-    parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<config>\n  <header>',
-             '    <header_item key="X-BBL-Client-Type" value="slicer"/>',
-             '    <header_item key="X-BBL-Client-Version" value="01.10.01.50"/>', "  </header>"]  # fmt: skip
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n<config>\n  <header>',
+        '    <header_item key="X-BBL-Client-Type" value="slicer"/>',
+        '    <header_item key="X-BBL-Client-Version" value="01.10.01.50"/>',
+        "  </header>",
+    ]
     for index in plates:
         parts += [
             "  <plate>",
