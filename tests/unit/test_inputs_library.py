@@ -64,9 +64,7 @@ def test_a_ca_folder_loads_what_parses_and_names_the_rest(
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
-def test_a_pin_file_others_can_read_warns(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_pin_file_others_can_read_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     pins = tmp_path / "known_printers"
     known = KnownPrinters(pins)
     known.pin(SERIAL, "ab" * 32)
