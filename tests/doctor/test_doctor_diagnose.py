@@ -39,6 +39,7 @@ def _connects(sim: SimulatedPrinter) -> int:
 # --- healthy ---------------------------------------------------------------------------------
 
 
+@pytest.mark.every_profile
 async def test_a_healthy_printer_passes_every_step(
     sim: SimulatedPrinter, known_printers: Path
 ) -> None:
@@ -48,7 +49,8 @@ async def test_a_healthy_printer_passes_every_step(
     assert diagnosis.ok
     assert diagnosis.cause is None
     assert diagnosis.verdict.startswith("OK: ")
-    assert "A1" in diagnosis.verdict
+    model_name = sim.profile.product_name.removeprefix("Bambu Lab ")
+    assert f"({model_name}, firmware {sim.profile.firmware})" in diagnosis.verdict
     assert [s.id for s in diagnosis.steps] == [
         "input.host",
         "input.serial",
@@ -71,7 +73,7 @@ async def test_a_healthy_printer_passes_every_step(
     assert diagnosis.step("tls.handshake").data["version"] == "TLSv1.2"
     assert diagnosis.step("tls.tls13").data["behaviour"] == "refused"
     assert diagnosis.step("tls.certificate").data["subject_cn"] == sim.serial
-    assert diagnosis.step("mqtt.version").data["model"] == "A1"
+    assert diagnosis.step("mqtt.version").data["model"] == model_name
     # The doctor says goodbye: its session is gone when it returns.
     await sim.broker.wait_for_sessions(0)
 
@@ -237,6 +239,7 @@ async def test_a_printer_silent_until_pushing_start_is_only_a_warning(
     assert "1 warning" in diagnosis.verdict
 
 
+@pytest.mark.every_profile
 async def test_developer_mode_off(sim: SimulatedPrinter, known_printers: Path) -> None:
     sim.model.set_dev_mode(False)
 
