@@ -255,6 +255,21 @@ async def test_developer_mode_off(sim: SimulatedPrinter, known_printers: Path) -
     assert sim.model.state["spd_lvl"] == 2
 
 
+async def test_developer_mode_off_answered_without_a_sequence_id(
+    sim: SimulatedPrinter, known_printers: Path
+) -> None:
+    # An A1 refused print_speed with no sequence_id (protocol.md §3.6), and the alert of an
+    # earlier refusal is already up: the reply alone has to settle the probe.
+    sim.model.set_dev_mode(False)
+    sim.model.raise_hms("0500_0500_0001_0007")
+    sim.model.reply_without_sequence_id("print_speed")
+
+    diagnosis = await diagnose(config_for(sim, known_printers), timeouts=FAST, check_control=True)
+
+    assert_only_cause(diagnosis, "developer_mode_off")
+    assert "mqtt message verify failed" in diagnosis.step("control.developer_mode").evidence
+
+
 async def test_certificate_changed_since_pinning(
     sim_factory: SimFactory, known_printers: Path, tmp_path: Path
 ) -> None:
