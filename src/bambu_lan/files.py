@@ -394,6 +394,11 @@ class SyncStorage:
                 f"{what}{target}: no answer from {self.where} (timed out)",
                 hint="check the printer is on and reachable; retry",
             )
+        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return ConnectError(
+                f"{what}{target}: connection to {self.where} lost (closed mid-transfer)",
+                hint="check the printer is on and its Wi-Fi is steady; retry",
+            )
         if isinstance(exc, ssl.SSLError):
             return ConnectError(
                 f"TLS with {self.where} failed during {what}: {exc.reason or exc}",
