@@ -112,37 +112,45 @@ def _throughput(
         clients["bambulabs-api"] = lambda cfg: _child(
             ctx.peers["bambulabs-api"], PEER_UPLOAD, cfg, ctx.env
         )
-    for name, upload in clients.items():
-        if shutil.which("curl") is None and name == "curl":
-            out[name] = {"error": "curl is not installed"}
-            continue
-        seconds: list[float] = []
-        failures: list[str] = []
-        for i in range(runs + 1):  # the first is a warm-up (page cache, bytecode)
+    seconds: dict[str, list[float]] = {name: [] for name in clients}
+    failures: dict[str, list[str]] = {name: [] for name in clients}
+    if shutil.which("curl") is None:
+        clients.pop("curl")
+        out["curl"] = {"error": "curl is not installed"}
+    # Round by round, every client once per round: a busy machine slows all of them alike.
+    for i in range(runs + 1):  # round 0 is a warm-up (page cache, bytecode)
+        for name, upload in clients.items():
             cfg = {**target, "file": str(source), "remote": f"/bench-{name}-{i}.bin"}
             try:
                 result = upload(cfg)
                 stored = (card / cfg["remote"].lstrip("/")).stat().st_size if card else size
                 if stored != size or ("reply" in result and not result["reply"].startswith("226")):
-                    failures.append(f"stored {stored} of {size} bytes, reply {result.get('reply')}")
+                    failures[name].append(
+                        f"stored {stored} of {size} bytes, reply {result.get('reply')}"
+                    )
                 elif i:
-                    seconds.append(result["seconds"])
+                    seconds[name].append(result["seconds"])
             except Exception as exc:  # counted beside the medians
-                failures.append(str(exc)[:200])
+                failures[name].append(str(exc)[:200])
             if card is not None:
                 for leftover in card.glob("bench-*"):
                     leftover.unlink()
-        stats = summary(seconds)
-        entry: dict[str, Any] = {"seconds": stats, "failures": len(failures)}
-        if failures:
-            entry["failure_examples"] = failures[:2]
-        if seconds:
+    for name in clients:
+        stats = summary(seconds[name])
+        entry: dict[str, Any] = {"seconds": stats, "failures": len(failures[name])}
+        if failures[name]:
+            entry["failure_examples"] = failures[name][:2]
+        if seconds[name]:
             entry["mb_per_s"] = size / MB / stats["median"]
         out[name] = entry
         progress(
             f"    {name}: "
-            + (f"{entry['mb_per_s']:.0f} MB/s (median {stats['median']:.3f} s)" if seconds else "")
-            + (f", {len(failures)} failed" if failures else "")
+            + (
+                f"{entry['mb_per_s']:.0f} MB/s (median {stats['median']:.3f} s)"
+                if seconds[name]
+                else ""
+            )
+            + (f", {len(failures[name])} failed" if failures[name] else "")
         )
     return {"bytes": size, "runs": runs, "clients": out}
 
@@ -202,7 +210,7 @@ def _vsftpd(ctx: Context):  # type: ignore[no-untyped-def]
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    runs = 1 if ctx.quick else 5
+    runs = 1 if ctx.quick else 9
     size = 5 * MB if ctx.quick else 50 * MB
     big = 20 * MB if ctx.quick else 1000 * MB
     data_dir = ctx.work_dir / "ftps"

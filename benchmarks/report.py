@@ -982,7 +982,8 @@ def peers_section(peers: dict[str, Any], python: str) -> list[str]:
         "listen on 8883 like a printer. Its reports are merged one level deep into a dict; "
         "its hook (`on_message_handler`) runs after that merge.",
         "- **bambu-printer-manager**: its project-info fetch at a job's start lists the SD card "
-        "over FTPS (port 990), which the simulator does not serve; `get_sdcard_3mf_files` "
+        "over FTPS (port 990), where the benchmark's simulators serve nothing (their storage, "
+        "when on, is on a free port; tests/files/test_peers.py drives it); `get_sdcard_3mf_files` "
         'answers "no files" in the benchmark instead of raising in the MQTT thread. Its '
         "watchdog thread sends `get_version` + `pushall` once connected, polling every 0.1 s; "
         "it runs two threads per printer. In a farm, some of its clients get their first full "
