@@ -763,7 +763,49 @@ def cold_start_section(data: dict[str, Any] | None) -> list[str]:
     return out
 
 
-# --- 6. storage (FTPS) and printing ------------------------------------------------------------
+# --- 6. input checks -------------------------------------------------------------------------
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1000:.2f} ms"
+    if seconds >= 1e-6:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e9:.0f} ns"
+
+
+INPUT_ROWS = (
+    ("import bambu_lan.config", "import `bambu_lan.config` (schema, trust; cumulative)"),
+    ("import bambu_lan.text", "import `bambu_lan.text`"),
+    ("load_config_1", "read + check a config file, 1 printer"),
+    ("load_config_100", "read + check a config file, 100 printers"),
+    ("resolve_printer", "`resolve_printer`: 1 profile with a CA file, all checks"),
+    ("terminal_safe_clean", "`terminal_safe`, a clean string"),
+    ("terminal_safe_hostile", "`terminal_safe`, a hostile string"),
+    ("terminal_safe_copy_state", "`terminal_safe_copy` of a full snapshot (per panel frame)"),
+)
+
+
+def inputs_section(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 6. Checking the input", ""]
+    if error := section_error(data):
+        return [*out, f"Not measured: {error}", ""]
+    assert data is not None
+    out += [
+        "What the config schema and terminal-safe text cost on the `status` path and per "
+        "panel frame (see `bench_inputs.py`). The schema is hand-written with the standard "
+        "library: no schema library is imported by any command.",
+        "",
+    ]
+    rows = [
+        [label, _time(data[key]["min"]), _time(data[key]["median"]), _time(data[key]["max"])]
+        for key, label in INPUT_ROWS
+        if key in data and "median" in data[key]
+    ]
+    return out + table(["what", "min", "median", "max"], rows)
+
+
+# --- 7. storage (FTPS) and printing ------------------------------------------------------------
 
 
 def _mbps(entry: dict[str, Any]) -> str:
@@ -823,7 +865,7 @@ def ftps_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
 
 
 def ftps_section(data: dict[str, Any] | None) -> list[str]:
-    out = ["## 6. The printer's storage (FTPS) and `print`", ""]
+    out = ["## 7. The printer's storage (FTPS) and `print`", ""]
     if error := section_error(data):
         return [*out, f"Not measured: {error}", ""]
     assert data is not None
@@ -966,6 +1008,7 @@ def render(results: dict[str, Any]) -> str:
         ("farm", farm_section),
         ("recovery", recovery_section),
         ("cold_start", cold_start_section),
+        ("inputs", inputs_section),
         ("ftps", ftps_section),
     ]
     for name, renderer in renderers:
@@ -996,8 +1039,7 @@ def peers_section(peers: dict[str, Any], python: str) -> list[str]:
         "listen on 8883 like a printer. Its reports are merged one level deep into a dict; "
         "its hook (`on_message_handler`) runs after that merge.",
         "- **bambu-printer-manager**: its project-info fetch at a job's start lists the SD card "
-        "over FTPS (port 990), where the benchmark's simulators serve nothing (their storage, "
-        "when on, is on a free port; tests/files/test_peers.py drives it); `get_sdcard_3mf_files` "
+        "over FTPS (port 990), which the simulator does not serve; `get_sdcard_3mf_files` "
         'answers "no files" in the benchmark instead of raising in the MQTT thread. Its '
         "watchdog thread sends `get_version` + `pushall` once connected, polling every 0.1 s; "
         "it runs two threads per printer. In a farm, some of its clients get their first full "
