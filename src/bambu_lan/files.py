@@ -433,28 +433,23 @@ class SyncStorage:
     ) -> int:
         self._abort.clear()
         ftp = self._live()
-        sent = 0
-        started = False
+        try:
+            conn = ftp.transfercmd(f"STOR {remote}")
+        except (ftplib.Error, OSError, EOFError) as exc:
+            self._drop_unless_perm(exc)
+            raise self._error(exc, "upload", remote) from None
         try:
             try:
-                conn = ftp.transfercmd(f"STOR {remote}")
-                started = True
-                try:
-                    sent = self._send_stream(conn, source, total, progress)
-                except (OSError, ssl.SSLError) as exc:
-                    _close_data(conn)
-                    raise self._why_data_broke(ftp, exc) from None
+                sent = self._send_stream(conn, source, total, progress)
+            except OSError as exc:  # the printer cut the data connection: ask it why
                 _close_data(conn)
-                ftp.voidresp()
-            except BaseException as exc:
-                if isinstance(exc, (ftplib.Error, OSError, EOFError, ssl.SSLError)):
-                    self._drop_unless_perm(exc)
-                    raise self._error(exc, "upload", remote) from None
-                self._drop()
-                raise
-        except BaseException:
-            if started:
-                self._remove_partial(remote)
+                raise self._why_data_broke(ftp, exc) from None
+            _close_data(conn)
+            ftp.voidresp()
+        except BaseException as exc:  # Ctrl-C and cancellation included: no half file stays
+            self._remove_partial(remote)
+            if isinstance(exc, (ftplib.Error, OSError, EOFError)):
+                raise self._error(exc, "upload", remote) from None
             raise
         return sent
 

@@ -171,3 +171,16 @@ def test_sim_command_serves_its_card(cli: Cli, sim_cert_dir: Path, tmp_path: Pat
         sim.send_signal(signal.SIGINT)
         sim.communicate(timeout=20)
     assert card.is_dir()  # a card folder given by the user is kept
+
+
+def test_hostile_names_on_the_card_never_reach_the_terminal_raw(
+    cli: Cli, storage_env: SimulatedPrinter
+) -> None:
+    assert storage_env.card is not None
+    storage_env.card.write("/\x1b]0;owned\x07evil\x1b[2J.3mf", b"x")
+    listing = cli("files", "ls")
+    assert listing.code == 0, listing.err
+    assert "\x1b" not in listing.out and "\x07" not in listing.out
+    assert any("evil" in line for line in listing.lines)
+    as_json = cli("files", "ls", "--json").json()  # JSON stays exact
+    assert any("\x1b" in entry["name"] for entry in as_json["entries"])

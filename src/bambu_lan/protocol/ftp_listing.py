@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bambu_lan.errors import FileTransferError
+from bambu_lan.text import terminal_safe
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,6 @@ def name_list_paths(names: list[str], folder: str) -> list[str]:
 
 
 def printable(text: str, limit: int = 200) -> str:
-    """Server text made safe for a terminal: control characters replaced, length capped."""
-    clean = "".join(c if c.isprintable() else "?" for c in text.strip())
+    """Server text for a message or a terminal: ``terminal_safe``, length capped."""
+    clean = terminal_safe(text.strip())
     return clean if len(clean) <= limit else clean[: limit - 1] + "…"
