@@ -85,6 +85,7 @@ class PrinterConfig:
     port: int = DEFAULT_PORT
     trust: TrustConfig = field(default_factory=TrustConfig)
     name: str = ""
+    camera_port: int | None = None  # None: the model's own (6000 JPEG, 322 RTSPS)
 
     def validate(self) -> PrinterConfig:
         if not self.host:
@@ -108,6 +109,8 @@ class PrinterConfig:
             )
         if not 0 < self.port < 65536:
             raise ConfigError(f"port {self.port} is out of range")
+        if self.camera_port is not None and not 0 < self.camera_port < 65536:
+            raise ConfigError(f"camera port {self.camera_port} is out of range")
         return self
 
     @property
@@ -156,6 +159,7 @@ def resolve_printer(
     known_printers: Path | None = None,
     config_file: Path | None = None,
     validate: bool = True,
+    camera_port: int | None = None,
 ) -> PrinterConfig:
     """Settings from, in order of precedence: explicit values (CLI options), environment
     variables (BAMBU_HOST, BAMBU_SERIAL, BAMBU_ACCESS_CODE, BAMBU_PORT), the named profile
@@ -187,6 +191,13 @@ def resolve_printer(
         port_value = int(port_text) if port_text is not None and port_text != "" else DEFAULT_PORT
     except (TypeError, ValueError):
         raise ConfigError(f"port must be a number, not {port_text!r}") from None
+    camera_text: Any = (
+        camera_port if camera_port is not None else env.get("BAMBU_CAMERA_PORT")
+    ) or profile.get("camera_port")
+    try:
+        camera_value = int(camera_text) if camera_text not in (None, "") else None
+    except (TypeError, ValueError):
+        raise ConfigError(f"camera_port must be a number, not {camera_text!r}") from None
     trust = TrustConfig(
         ca_file=ca_file or _path(env.get("BAMBU_CA_FILE")) or _path(profile.get("ca_file")),
         ca_dir=ca_dir or _path(env.get("BAMBU_CA_DIR")) or _path(profile.get("ca_dir")),
@@ -202,6 +213,7 @@ def resolve_printer(
         port=port_value,
         trust=trust,
         name=str(name or ""),
+        camera_port=camera_value,
     )
     # The doctor wants bad input as it was typed, to report it step by step.
     return config.validate() if validate else config

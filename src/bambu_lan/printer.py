@@ -22,7 +22,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -49,6 +49,9 @@ from bambu_lan.protocol.state import (
 from bambu_lan.protocol.topics import DEFAULT_PORT
 from bambu_lan.session import ConnectionStatus, LinkState, Session, SessionOptions
 from bambu_lan.trust import TrustConfig
+
+if TYPE_CHECKING:
+    from bambu_lan.camera import Camera
 
 log = logging.getLogger("bambu_lan.printer")
 
@@ -530,6 +533,17 @@ class Printer:
     def info(self) -> PrinterInfo | None:
         """Model and firmware, once get_version has answered."""
         return self._conn.info if self._conn else None
+
+    @property
+    def camera(self) -> Camera:
+        """The printer's camera: ``await printer.camera.snapshot()``, ``async for frame in
+        printer.camera.frames()`` (A1/P1); ``rtsp_url()`` (X1/P2S/H2). See bambu_lan.camera."""
+        from bambu_lan.camera import Camera, camera_kind
+
+        info = self.info
+        return Camera(
+            self.config, kind=camera_kind(self.config.serial, info.model_code if info else "")
+        )
 
     @property
     def status(self) -> ConnectionStatus:

@@ -109,6 +109,19 @@ _MODELS_HELP = "a1, a1mini, p1s or x1c"
     help="Print the connection details as one JSON list (one object per printer) on stdout.",
 )
 @click.option(
+    "--camera-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve the A1/P1 camera (TLS, JPEG frames) on this port; 0 picks a free one. "
+    "Default: 6000 (the printers' port) when --port is 8883, else a free one. Needs Pillow "
+    "(pip install 'bambu-lan[sim]').",
+)
+@click.option(
+    "--no-camera",
+    is_flag=True,
+    help="Serve no camera.",
+)
+@click.option(
     "--print",
     "print_layers",
     type=click.IntRange(min=1),
@@ -130,6 +143,8 @@ def sim(
     count: int,
     host_mode: str,
     as_json: bool,
+    camera_port: int | None,
+    no_camera: bool,
     print_layers: int | None,
 ) -> None:
     """Run a simulated Bambu Lab printer on real TLS 1.2 and MQTT, until Ctrl-C.
@@ -153,6 +168,7 @@ def sim(
     if not speed > 0:
         raise ConfigError("--speed must be greater than 0", hint="e.g. --speed 10")
     options: dict[str, Any] = {
+        "camera_port": _camera_port(model, port, camera_port, no_camera),
         "cert_dir": cert_dir,
         "dev_mode": dev_mode,
         "time_scale": speed,
@@ -175,6 +191,27 @@ def sim(
                 options=options,
             )
         )
+
+
+def _camera_port(model: str, port: int, camera_port: int | None, no_camera: bool) -> int | None:
+    """The camera port to use, or None: asked for off, a model without a JPEG camera, or no
+    Pillow (then a note, unless the port was asked for: that is an error)."""
+    from bambu_lan.sim.camera import JPEG_CAMERA_MODELS
+    from bambu_lan.sim.camera_frames import PILLOW_HINT, pillow_available
+    from bambu_lan.sim.device import resolve_profile
+
+    if no_camera:
+        return None
+    if resolve_profile(model).model_code not in JPEG_CAMERA_MODELS and camera_port is None:
+        return None  # X1-class cameras are RTSPS, which the simulator does not serve
+    if not pillow_available():
+        if camera_port is not None:
+            raise ConfigError("the simulated camera needs Pillow", hint=PILLOW_HINT)
+        click.echo(f"note: no simulated camera: {PILLOW_HINT}", err=True)
+        return None
+    if camera_port is not None:
+        return camera_port
+    return 6000 if port == 8883 else 0
 
 
 async def _serve(
@@ -244,6 +281,8 @@ def _describe(printer: Any) -> str:
         ("CA file", info["ca_path"]),
         ("fingerprint", info["fingerprint"]),
     ]
+    if info.get("camera_port"):
+        rows.append(("camera port", str(info["camera_port"])))
     width = max(len(name) for name, _ in rows)
     lines = [f"Simulated {info['product_name']} running. Ctrl-C to stop.", ""]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]

@@ -28,6 +28,7 @@ from typing import Any, Self
 
 from bambu_lan.errors import ConfigError
 from bambu_lan.sim.broker import Broker, BrokerRules, GarbageKind, SilenceRecovery
+from bambu_lan.sim.camera import JPEG_CAMERA_MODELS, CameraServer
 from bambu_lan.sim.certs import SERIAL_RE, CertAuthority, default_cert_dir
 from bambu_lan.sim.printer import PrinterModel
 from bambu_lan.sim.profiles import ModelProfile, get_profile
@@ -106,6 +107,9 @@ class SimulatedPrinter:
         rules: full broker rules, overriding ``max_sessions`` and ``auth_delay``.
         authority: an already loaded ``CertAuthority`` (fleets share one); overrides
             ``cert_dir`` and ``new_identity``.
+        camera_port: serve the A1/P1 camera (TLS JPEG stream) on this port (0: a free one);
+            None: no camera. Needs Pillow (the ``sim`` extra).
+        camera_interval: seconds between camera frames.
     """
 
     def __init__(
@@ -125,6 +129,8 @@ class SimulatedPrinter:
         seed: int | None = None,
         rules: BrokerRules | None = None,
         authority: CertAuthority | None = None,
+        camera_port: int | None = None,
+        camera_interval: float = 1.0,
     ) -> None:
         self.profile = resolve_profile(model)
         self.serial = serial or self.profile.default_serial(0)
@@ -161,6 +167,29 @@ class SimulatedPrinter:
         self.model.publish = self.broker.publish_report
         self.model.on_pushing_start = self.broker.on_pushing_start
         self._model_task: asyncio.Task[None] | None = None
+        self.camera: CameraServer | None = None
+        self.camera_port = camera_port
+        if camera_port is not None:
+            self.camera = self._make_camera(camera_interval, seed)
+
+    def _make_camera(self, interval: float, seed: int | None) -> CameraServer:
+        from bambu_lan.sim.camera_frames import FrameRenderer
+
+        if self.profile.model_code not in JPEG_CAMERA_MODELS:
+            raise ConfigError(
+                f"the {self.profile.product_name} streams its camera over RTSPS, which the "
+                "simulator does not serve",
+                hint="simulate an A1, A1 mini or P1S for a camera (--model a1)",
+            )
+        renderer = FrameRenderer(self.profile.product_name, self.serial)
+        model = self.model
+        return CameraServer(
+            self.serial,
+            self.access_code,
+            lambda: renderer.render(model.state),
+            interval=interval,
+            seed=seed,
+        )
 
     def __repr__(self) -> str:
         # The access code stays out of reprs and logs (connection_info() is for showing it).
@@ -220,6 +249,13 @@ class SimulatedPrinter:
         except OSError as exc:
             raise listen_error(self.host, self.port, exc) from exc
         self.port = self.broker.port
+        if self.camera is not None and self.camera_port is not None:
+            try:
+                await self.camera.start(self.host, self.camera_port, context)
+            except OSError as exc:
+                await self.broker.stop()
+                raise listen_error(self.host, self.camera_port, exc) from exc
+            self.camera_port = self.camera.port
         self._model_task = asyncio.create_task(
             self.model.run(), name=f"bambu-lan-sim-model-{self.serial}"
         )
@@ -240,6 +276,8 @@ class SimulatedPrinter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.camera is not None:
+            await self.camera.stop()
         await self.broker.stop()
 
     async def __aenter__(self) -> Self:
@@ -267,6 +305,7 @@ class SimulatedPrinter:
             "access_code": self.access_code,
             "ca_path": str(self.ca_path),
             "fingerprint": self.fingerprint,
+            "camera_port": self.camera_port if self.camera is not None else None,
         }
 
     def mosquitto_sub_command(self) -> str:
