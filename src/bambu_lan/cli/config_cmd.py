@@ -86,3 +86,13 @@ def show(as_json: bool) -> None:
         click.echo(f"[printers.{name}]{mark}")
         for key, value in profile.items():
             click.echo(f"  {key} = {value}")
+
+
+def _add_command() -> None:
+    # `config add` lives with discovery, which fills in the printer's address.
+    from bambu_lan.cli.discover_cmd import config_add
+
+    config.add_command(config_add, "add")
+
+
+_add_command()

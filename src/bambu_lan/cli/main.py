@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("bambu_lan.cli.doctor_cmd:doctor", "Diagnose a printer connection: cause and fix."),
     "trust": ("bambu_lan.cli.trust_cmd:trust", "List or forget pinned printer certificates."),
     "config": ("bambu_lan.cli.config_cmd:config", "Where the config file is; its printers."),
+    "discover": ("bambu_lan.cli.discover_cmd:discover", "Find the printers on your network."),
     "camera": ("bambu_lan.cli.camera_cmd:camera", "A picture, an MJPEG stream, the RTSPS address."),
 }
 

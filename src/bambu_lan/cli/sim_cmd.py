@@ -122,6 +122,22 @@ _MODELS_HELP = "a1, a1mini, p1s or x1c"
     help="Serve no camera.",
 )
 @click.option(
+    "--announce-to",
+    default="127.0.0.1:2021",
+    show_default=True,
+    metavar="ADDR:PORT",
+    help="Send SSDP NOTIFY announcements here every 5 s, for `bambu-lan discover`. Loopback "
+    "addresses only: a simulator never broadcasts.",
+)
+@click.option("--no-announce", is_flag=True, help="Send no announcements.")
+@click.option(
+    "--ssdp-port",
+    type=click.IntRange(0, 65535),
+    default=1990,
+    show_default=True,
+    help="Answer M-SEARCH on this UDP port of 127.0.0.1 (0: a free one).",
+)
+@click.option(
     "--print",
     "print_layers",
     type=click.IntRange(min=1),
@@ -145,6 +161,9 @@ def sim(
     as_json: bool,
     camera_port: int | None,
     no_camera: bool,
+    announce_to: str,
+    no_announce: bool,
+    ssdp_port: int,
     print_layers: int | None,
 ) -> None:
     """Run a simulated Bambu Lab printer on real TLS 1.2 and MQTT, until Ctrl-C.
@@ -167,8 +186,16 @@ def sim(
         )
     if not speed > 0:
         raise ConfigError("--speed must be greater than 0", hint="e.g. --speed 10")
+    from bambu_lan.discovery import parse_target
+    from bambu_lan.sim.ssdp import check_loopback
+
+    target = None if no_announce else parse_target(announce_to)
+    if target is not None:
+        check_loopback(target[0])
     options: dict[str, Any] = {
         "camera_port": _camera_port(model, port, camera_port, no_camera),
+        "announce_to": target,
+        "ssdp_port": ssdp_port,
         "cert_dir": cert_dir,
         "dev_mode": dev_mode,
         "time_scale": speed,
@@ -283,6 +310,8 @@ def _describe(printer: Any) -> str:
     ]
     if info.get("camera_port"):
         rows.append(("camera port", str(info["camera_port"])))
+    if info.get("ssdp_port"):
+        rows.append(("M-SEARCH port", f"UDP {info['ssdp_port']}"))
     width = max(len(name) for name, _ in rows)
     lines = [f"Simulated {info['product_name']} running. Ctrl-C to stop.", ""]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]

@@ -32,6 +32,7 @@ from bambu_lan.sim.camera import JPEG_CAMERA_MODELS, CameraServer
 from bambu_lan.sim.certs import SERIAL_RE, CertAuthority, default_cert_dir
 from bambu_lan.sim.printer import PrinterModel
 from bambu_lan.sim.profiles import ModelProfile, get_profile
+from bambu_lan.sim.ssdp import Announcer
 
 __all__ = ["SimulatedPrinter", "resolve_profile"]
 
@@ -110,6 +111,9 @@ class SimulatedPrinter:
         camera_port: serve the A1/P1 camera (TLS JPEG stream) on this port (0: a free one);
             None: no camera. Needs Pillow (the ``sim`` extra).
         camera_interval: seconds between camera frames.
+        announce_to: send SSDP NOTIFY announcements to this loopback (address, port) every
+            ``announce_interval`` seconds; None: no announcements.
+        ssdp_port: answer M-SEARCH on this UDP port of 127.0.0.1 (0: a free one); None: no.
     """
 
     def __init__(
@@ -131,6 +135,9 @@ class SimulatedPrinter:
         authority: CertAuthority | None = None,
         camera_port: int | None = None,
         camera_interval: float = 1.0,
+        announce_to: tuple[str, int] | None = None,
+        announce_interval: float = 5.0,
+        ssdp_port: int | None = None,
     ) -> None:
         self.profile = resolve_profile(model)
         self.serial = serial or self.profile.default_serial(0)
@@ -171,6 +178,18 @@ class SimulatedPrinter:
         self.camera_port = camera_port
         if camera_port is not None:
             self.camera = self._make_camera(camera_interval, seed)
+        self.announcer: Announcer | None = None
+        if announce_to is not None or ssdp_port is not None:
+            self.announcer = Announcer(
+                serial=self.serial,
+                model_code=self.profile.model_code,
+                name=f"3DP-{self.serial[:3]}-{self.serial[-3:]}",
+                firmware=self.profile.firmware,
+                location="127.0.0.1" if host in ("0.0.0.0", "") else host,  # noqa: S104
+                announce_to=announce_to,
+                interval=announce_interval,
+                search_port=ssdp_port,
+            )
 
     def _make_camera(self, interval: float, seed: int | None) -> CameraServer:
         from bambu_lan.sim.camera_frames import FrameRenderer
@@ -256,6 +275,14 @@ class SimulatedPrinter:
                 await self.broker.stop()
                 raise listen_error(self.host, self.camera_port, exc) from exc
             self.camera_port = self.camera.port
+        if self.announcer is not None:
+            try:
+                await self.announcer.start()
+            except OSError as exc:
+                if self.camera is not None:
+                    await self.camera.stop()
+                await self.broker.stop()
+                raise listen_error("127.0.0.1", self.announcer.search_port or 0, exc) from exc
         self._model_task = asyncio.create_task(
             self.model.run(), name=f"bambu-lan-sim-model-{self.serial}"
         )
@@ -276,6 +303,8 @@ class SimulatedPrinter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.announcer is not None:
+            await self.announcer.stop()
         if self.camera is not None:
             await self.camera.stop()
         await self.broker.stop()
@@ -306,6 +335,7 @@ class SimulatedPrinter:
             "ca_path": str(self.ca_path),
             "fingerprint": self.fingerprint,
             "camera_port": self.camera_port if self.camera is not None else None,
+            "ssdp_port": self.announcer.search_port if self.announcer is not None else None,
         }
 
     def mosquitto_sub_command(self) -> str:
