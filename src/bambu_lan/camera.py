@@ -175,7 +175,7 @@ class _Subscriber(Generic[T]):
                 queue.get_nowait()  # a slow consumer loses the oldest, never slows the others
         queue.put_nowait(item)
 
-    def deliver(self, item: T | _End, loop: asyncio.AbstractEventLoop) -> None:
+    def deliver(self, item: T | _End, loop: asyncio.AbstractEventLoop | None) -> None:
         if self.loop is loop:
             self._put(item)
         elif not self.loop.is_closed():
@@ -238,10 +238,16 @@ class _Subscription(Generic[T]):
         return item
 
     def close(self) -> None:
-        """Stop collecting; the last consumer to stop closes the upstream connection."""
+        """Stop collecting (a pending ``async for`` step ends); the last consumer to stop
+        closes the upstream connection."""
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.unsubscribe(self._sub)
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            self._sub.deliver(_End(None), running)
 
     async def aclose(self) -> None:
         self.close()

@@ -71,6 +71,8 @@ class MjpegServer:
         self._server: asyncio.Server | None = None
         self._keeper: FrameSubscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._streams: set[FrameSubscription] = set()
 
     @property
     def url(self) -> str:
@@ -105,11 +107,14 @@ class MjpegServer:
             server.close()
         if self._keeper is not None:
             self._keeper.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Ending the viewers' streams and sockets ends their handlers (cancelling a stream
+        # handler makes asyncio log an error on Python 3.11).
+        for frames in list(self._streams):
+            frames.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
         if server is not None:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
@@ -127,6 +132,7 @@ class MjpegServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        self._writers.add(writer)
         try:
             await self._respond(reader, writer)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
@@ -134,6 +140,7 @@ class MjpegServer:
         except asyncio.LimitOverrunError:
             await self._simple(writer, 400, "request head too large\n")
         finally:
+            self._writers.discard(writer)
             writer.close()
             if task is not None:
                 self._tasks.discard(task)
@@ -228,6 +235,7 @@ class MjpegServer:
             await writer.drain()
             return
         frames = self.camera.frames()
+        self._streams.add(frames)
         self.stats.viewers += 1
         self.stats.viewers_total += 1
         peer = writer.get_extra_info("peername")
@@ -241,6 +249,7 @@ class MjpegServer:
                 await self._write_part(writer, frame)
         finally:
             frames.close()
+            self._streams.discard(frames)
             self.stats.viewers -= 1
             log.info("camera viewer %s left (%d watching)", peer, self.stats.viewers)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -61,7 +62,7 @@ async def test_frames_arrive_in_order_with_arrival_times(cam_sim: SimulatedPrint
     with camera(cam_sim).frames() as frames:
         got = await take(frames, 4)
     assert [f.index for f in got] == sorted(f.index for f in got)
-    assert all(b.monotonic >= a.monotonic for a, b in zip(got, got[1:], strict=False))
+    assert all(b.monotonic >= a.monotonic for a, b in itertools.pairwise(got))
     assert all(jpeg_size(f.jpeg) == (1280, 720) for f in got)
 
 
@@ -156,7 +157,7 @@ async def test_a_port_that_never_answers_times_out_clearly() -> None:
     cfg = PrinterConfig("127.0.0.1", "039SIM000000000", Secret("12345678"), camera_port=port)
     options = CameraOptions(connect_timeout=0.5, silence_timeout=1.0)
     try:
-        with pytest.raises(CameraUnavailable, match="did not answer within 0.5 s"):
+        with pytest.raises(CameraUnavailable, match=r"did not answer within 0\.5 s"):
             await Camera(cfg, options=options).snapshot()
     finally:
         for writer in accepted:

@@ -85,6 +85,7 @@ class CameraServer:
         self._server: asyncio.Server | None = None
         self._viewers: set[_Viewer] = set()
         self._handlers: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._faults: list[CameraFault] = []
@@ -115,16 +116,18 @@ class CameraServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for viewer in list(self._viewers):
-            viewer.writer.transport.abort()
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        # Aborting the sockets ends every handler by itself (cancelling a stream handler
+        # makes asyncio log an error on Python 3.11).
+        for writer in list(self._writers):
+            writer.transport.abort()
         self._viewers.clear()
-        tasks = [t for t in (self._ticker, *self._handlers) if t is not None]
-        self._ticker = None
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5)
         if server is not None:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
@@ -158,6 +161,7 @@ class CameraServer:
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
+        self._writers.add(writer)
         self.stats.connections += 1
         viewer: _Viewer | None = None
         try:
@@ -182,6 +186,7 @@ class CameraServer:
         finally:
             if viewer is not None:
                 self._viewers.discard(viewer)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
