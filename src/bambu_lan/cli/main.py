@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("bambu_lan.cli.config_cmd:config", "Where the config file is; its printers."),
     "discover": ("bambu_lan.cli.discover_cmd:discover", "Find the printers on your network."),
     "camera": ("bambu_lan.cli.camera_cmd:camera", "A picture, an MJPEG stream, the RTSPS address."),
+    "serve": (
+        "bambu_lan.cli.serve_cmd:serve",
+        "Farm daemon: Home Assistant/MQTT, metrics, history.",
+    ),
 }
 
 
