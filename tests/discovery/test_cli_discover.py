@@ -157,3 +157,9 @@ def test_config_add_refuses_a_bad_name(cli: Cli) -> None:
     result = cli("config", "add", "bad name]", "--serial", "03919A3B1200123", "--host",
                  "10.0.0.5", "--access-code", "12345678")  # fmt: skip
     assert result.code == 2 and "invalid printer name" in result.err
+
+
+def test_sim_refuses_to_announce_outside_loopback(cli: Cli) -> None:
+    result = cli("sim", "--port", "0", "--announce-to", "192.0.2.10:2021")
+    assert result.code == 2
+    assert "loopback addresses only" in result.err and "hint:" in result.err

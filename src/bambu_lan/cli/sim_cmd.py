@@ -133,9 +133,8 @@ _MODELS_HELP = "a1, a1mini, p1s or x1c"
 @click.option(
     "--ssdp-port",
     type=click.IntRange(0, 65535),
-    default=1990,
-    show_default=True,
-    help="Answer M-SEARCH on this UDP port of 127.0.0.1 (0: a free one).",
+    help="Answer M-SEARCH on this UDP port of 127.0.0.1 (0: a free one). Default: 1990 (the "
+    "printers' port) when --port is 8883, else a free one.",
 )
 @click.option(
     "--print",
@@ -163,7 +162,7 @@ def sim(
     no_camera: bool,
     announce_to: str,
     no_announce: bool,
-    ssdp_port: int,
+    ssdp_port: int | None,
     print_layers: int | None,
 ) -> None:
     """Run a simulated Bambu Lab printer on real TLS 1.2 and MQTT, until Ctrl-C.
@@ -195,7 +194,7 @@ def sim(
     options: dict[str, Any] = {
         "camera_port": _camera_port(model, port, camera_port, no_camera),
         "announce_to": target,
-        "ssdp_port": ssdp_port,
+        "ssdp_port": ssdp_port if ssdp_port is not None else (1990 if port == 8883 else 0),
         "cert_dir": cert_dir,
         "dev_mode": dev_mode,
         "time_scale": speed,

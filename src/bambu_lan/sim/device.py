@@ -334,9 +334,16 @@ class SimulatedPrinter:
             "access_code": self.access_code,
             "ca_path": str(self.ca_path),
             "fingerprint": self.fingerprint,
-            "camera_port": self.camera_port if self.camera is not None else None,
-            "ssdp_port": self.announcer.search_port if self.announcer is not None else None,
-        }
+        } | self._service_ports()
+
+    def _service_ports(self) -> dict[str, int]:
+        """The camera and M-SEARCH ports, for the services this printer runs."""
+        ports: dict[str, int] = {}
+        if self.camera is not None and self.camera_port is not None:
+            ports["camera_port"] = self.camera_port
+        if self.announcer is not None and self.announcer.search_port is not None:
+            ports["ssdp_port"] = self.announcer.search_port
+        return ports
 
     def mosquitto_sub_command(self) -> str:
         """A ready ``mosquitto_sub`` line that prints this printer's reports.
