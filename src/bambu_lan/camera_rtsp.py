@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from bambu_lan.config import PrinterConfig, redact
 from bambu_lan.protocol.camera_wire import is_whole_jpeg
+from bambu_lan.text import terminal_safe
 from bambu_lan.trust import HandshakeCheck, tls12_context
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ async def rtsps_snapshot(cfg: PrinterConfig, port: int, *, timeout: float = 20.0
     if proc.returncode != 0 or not is_whole_jpeg(out):
         lines = err.decode("utf-8", "replace").strip().splitlines()
         reason = redact(lines[-1], cfg.access_code) if lines else f"exit code {proc.returncode}"
+        reason = terminal_safe(reason)  # ffmpeg may quote what the server sent
         raise CameraError(
             f"ffmpeg could not read the live view of {cfg.label}: {reason[:300]}",
             hint=LIVE_VIEW_HINT,

@@ -10,7 +10,7 @@ SSDP multicast group) and answer ``M-SEARCH`` with ``HTTP/1.1 200 OK``; both car
 headers: ``USN`` (the serial), ``Location`` (the address), ``DevModel.bambu.com`` and more.
 Header names are read case-insensitively, ``Location`` may be a bare address or a URL, the
 datagram's source address stands in when it is missing. Everything in an announcement is
-printer-provided text: ``terminal_safe`` before showing it.
+printer-provided text: ``shown`` (terminal-safe) before showing it.
 
 Only ``search=True`` sends anything, and only to the targets given (the defaults are the
 broadcast and multicast addresses a real network needs; tests aim them at 127.0.0.1).
@@ -25,7 +25,6 @@ import logging
 import socket
 import struct
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 
 from bambu_lan.errors import ConfigError
 from bambu_lan.protocol.models import model_from_code, model_from_serial
+from bambu_lan.text import terminal_safe
 
 log = logging.getLogger("bambu_lan.discovery")
 
@@ -50,17 +50,10 @@ _MAX_VALUE = 200  # longer header values are cut: a printer's are short
 _LEGACY_MODELS = {"3DPrinter-X1-Carbon": "BL-P001", "3DPrinter-X1": "BL-P002"}
 
 
-def terminal_safe(text: str, limit: int = 120) -> str:
-    """``text`` with control and formatting characters (escape sequences, bidi overrides)
-    shown as ``\\xNN``/``\\uNNNN``, cut to ``limit`` characters: fit for a terminal."""
-    out: list[str] = []
-    for char in text:
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    safe = "".join(out)
+def shown(text: str, limit: int = 120) -> str:
+    """Printer-provided ``text`` fit for a terminal (``bambu_lan.text.terminal_safe``), cut
+    to ``limit`` characters."""
+    safe = terminal_safe(text)
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 
 
@@ -174,7 +167,7 @@ def _serial(usn: str) -> str:
     if not value:
         raise BadAnnouncement("an announcement without a serial (USN)")
     if not (value.isascii() and value.isalnum() and len(value) <= 32):
-        raise BadAnnouncement(f"an announcement with an invalid serial {terminal_safe(value, 40)}")
+        raise BadAnnouncement(f"an announcement with an invalid serial {shown(value, 40)}")
     return value.upper()
 
 
@@ -187,9 +180,7 @@ def _host(location: str, source: str, warnings: list[str]) -> str:
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
-        warnings.append(
-            f"Location {terminal_safe(location, 60)!r} is not an address; using the sender's"
-        )
+        warnings.append(f"Location {shown(location, 60)!r} is not an address; using the sender's")
         return source
 
 

@@ -9,7 +9,7 @@ from bambu_lan.discovery import (
     BadAnnouncement,
     parse_announcement,
     parse_target,
-    terminal_safe,
+    shown,
 )
 from bambu_lan.errors import ConfigError
 
@@ -72,7 +72,7 @@ def test_a_hostile_location_is_not_used() -> None:
     found = parse_announcement(notify("Location: \x1b]0;pwned\x07evil", A1[1]), "10.4.4.4")
     assert found is not None
     assert found.host == "10.4.4.4"
-    assert "\x1b" not in found.warnings[0] and "\\x1b" in found.warnings[0]
+    assert "\x1b" not in found.warnings[0] and "pwned" in found.warnings[0]
 
 
 def test_legacy_x1_model_string() -> None:
@@ -112,13 +112,12 @@ def test_huge_values_are_cut() -> None:
     assert long is not None and long.name is not None and len(long.name) <= 200
 
 
-def test_terminal_safe() -> None:
-    assert terminal_safe("plain name") == "plain name"
-    assert terminal_safe("Drucker Küche 3D") == "Drucker Küche 3D"
-    assert terminal_safe("\x1b[31mred\x1b[0m") == "\\x1b[31mred\\x1b[0m"
-    assert terminal_safe("a\u202eb") == "a\\u202eb"  # a bidi override cannot reorder the line
-    assert terminal_safe("line\nbreak\r") == "line\\x0abreak\\x0d"
-    assert terminal_safe("x" * 300, 10) == "x" * 9 + "…"
+def test_shown_is_terminal_safe_and_short() -> None:
+    assert shown("plain name") == "plain name"
+    assert shown("Drucker Küche 3D") == "Drucker Küche 3D"
+    assert shown("\x1b[31mred\x1b[0m") == "[31mred[0m"
+    assert shown("a\u202eb") == "ab"  # a bidi override cannot reorder the line
+    assert shown("x" * 300, 10) == "x" * 9 + "…"
 
 
 def test_parse_target() -> None:

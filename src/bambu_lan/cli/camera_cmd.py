@@ -308,7 +308,7 @@ async def _serve(
 
 async def _report_events(cam: Camera, as_json: bool) -> None:
     """Reconnects, silences and dropped frames, as they happen (JSON lines with --json)."""
-    from bambu_lan.discovery import terminal_safe
+    from bambu_lan.text import terminal_safe
 
     with cam.events() as events:
         async for event in events:

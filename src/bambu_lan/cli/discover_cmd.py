@@ -109,7 +109,7 @@ def discover(
       bambu-lan discover --search --json    ask too; JSON for scripts
       bambu-lan config add workshop --serial 03919A3B1200123   save one as a profile
     """
-    from bambu_lan.discovery import terminal_safe
+    from bambu_lan.discovery import shown
 
     if not as_json:
         listened = ", ".join(str(p) for p in ports) if ports else "2021 and 1990"
@@ -129,7 +129,7 @@ def discover(
         )
         return
     for warning in result.warnings:
-        click.echo(f"warning: {terminal_safe(warning, 200)}", err=True)
+        click.echo(f"warning: {shown(warning, 200)}", err=True)
     if not printers:
         click.echo("no printer announced itself", err=True)
         click.echo(
@@ -146,18 +146,18 @@ def _yes_no(value: bool | None) -> str:
 
 
 def _table(printers: list[Announcement]) -> str:
-    from bambu_lan.discovery import terminal_safe
+    from bambu_lan.discovery import shown
 
     headers = ("SERIAL", "MODEL", "NAME", "ADDRESS", "FIRMWARE", "LAN-ONLY", "BIND")
     rows = [
         (
             p.serial,
-            terminal_safe(p.model or p.model_code or "?", 20),
-            terminal_safe(p.name or "", 32),
+            shown(p.model or p.model_code or "?", 20),
+            shown(p.name or "", 32),
             p.host,
-            terminal_safe(p.firmware or "?", 16),
+            shown(p.firmware or "?", 16),
             _yes_no(p.lan_only),
-            terminal_safe(p.bind or "?", 12),
+            shown(p.bind or "?", 12),
         )
         for p in printers
     ]
