@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("bambu_lan.cli.config_cmd:config", "Where the config file is; its printers."),
     "discover": ("bambu_lan.cli.discover_cmd:discover", "Find the printers on your network."),
     "camera": ("bambu_lan.cli.camera_cmd:camera", "A picture, an MJPEG stream, the RTSPS address."),
+    "files": ("bambu_lan.cli.files_cmd:files", "The printer's card over FTPS: ls, put, get, rm."),
     "serve": (
         "bambu_lan.cli.serve_cmd:serve",
         "Farm daemon: Home Assistant/MQTT, metrics, history.",

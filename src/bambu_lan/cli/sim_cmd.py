@@ -37,6 +37,25 @@ _MODELS_HELP = "a1, a1mini, p1s, x1c, p2s or h2d"
     help="TCP port. 8883 is the printers' own port; 0 picks a free one (shown at start).",
 )
 @click.option(
+    "--ftps-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="The storage service (implicit FTPS; 990 on a printer). 0 picks a free one (shown at "
+    "start). With --count: only in port mode, each printer a free port.",
+)
+@click.option(
+    "--card-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The simulated SD card's folder (kept). Default: a temporary folder, removed at exit.",
+)
+@click.option(
+    "--card-size",
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    help="The card's size limit: uploads past it get '552' (card full).",
+)
+@click.option(
     "--serial",
     help="Serial number: the certificate's CN and part of the topic names. "
     "Default: the model's prefix + SIM000000000, e.g. 039SIM000000000 for an A1.",
@@ -147,6 +166,9 @@ def sim(
     *,
     host: str | None,
     port: int,
+    ftps_port: int,
+    card_dir: Path | None,
+    card_size: int | None,
     serial: str | None,
     access_code: str | None,
     model: str,
@@ -195,6 +217,9 @@ def sim(
         "camera_port": _camera_port(model, port, camera_port, no_camera),
         "announce_to": target,
         "ssdp_port": ssdp_port if ssdp_port is not None else (1990 if port == 8883 else 0),
+        "ftps_port": ftps_port,
+        "card_dir": card_dir,
+        "card_size": card_size,
         "cert_dir": cert_dir,
         "dev_mode": dev_mode,
         "time_scale": speed,
@@ -302,6 +327,7 @@ def _describe(printer: Any) -> str:
         ("model", f"{info['product_name']} ({info['model']})"),
         ("host", info["host"]),
         ("port", str(info["port"])),
+        ("FTPS port", str(info.get("ftps_port") or "-")),
         ("serial", info["serial"]),
         ("access code", info["access_code"]),
         ("CA file", info["ca_path"]),

@@ -88,6 +88,10 @@ class SimFleet:
             ``camera_port + i``); 0: a free one each; None: no cameras.
         announce_to, ssdp_port: as for ``SimulatedPrinter`` (each printer announces itself;
             ``ssdp_port`` 0 gives each a free M-SEARCH port).
+        ftps_port: each printer's storage service (FTPS) port; 0 a free one each; None
+            (default) none, so that a thousand printers stay cheap.
+        card_dir: a folder holding one card folder per serial (default: temporary ones).
+        card_size: each card's size limit in bytes.
     """
 
     def __init__(
@@ -110,6 +114,9 @@ class SimFleet:
         camera_interval: float = 1.0,
         announce_to: tuple[str, int] | None = None,
         ssdp_port: int | None = None,
+        ftps_port: int | None = None,
+        card_dir: Path | str | None = None,
+        card_size: int | None = None,
     ) -> None:
         if count < 1:
             raise ConfigError("a fleet needs at least one printer")
@@ -148,6 +155,11 @@ class SimFleet:
                 camera_interval=camera_interval,
                 announce_to=announce_to,
                 ssdp_port=_nth_port(ssdp_port, i, host_mode) if ssdp_port is not None else None,
+                ftps_port=ftps_port,
+                card_dir=None
+                if card_dir is None
+                else Path(card_dir) / self.profile.default_serial(i + 1),
+                card_size=card_size,
             )
             for i in range(count)
         ]
