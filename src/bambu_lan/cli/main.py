@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "discover": ("bambu_lan.cli.discover_cmd:discover", "Find the printers on your network."),
     "camera": ("bambu_lan.cli.camera_cmd:camera", "A picture, an MJPEG stream, the RTSPS address."),
     "files": ("bambu_lan.cli.files_cmd:files", "The printer's card over FTPS: ls, put, get, rm."),
+    "print": ("bambu_lan.cli.print_cmd:print_", "Print a sliced .gcode.3mf: check, upload, start."),
     "serve": (
         "bambu_lan.cli.serve_cmd:serve",
         "Farm daemon: Home Assistant/MQTT, metrics, history.",

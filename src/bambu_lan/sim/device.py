@@ -31,7 +31,7 @@ from bambu_lan.sim.broker import Broker, BrokerRules, GarbageKind, SilenceRecove
 from bambu_lan.sim.camera import JPEG_CAMERA_MODELS, CameraServer
 from bambu_lan.sim.certs import SERIAL_RE, CertAuthority, default_cert_dir
 from bambu_lan.sim.ftps import FtpsServer
-from bambu_lan.sim.ftps_card import SimCard
+from bambu_lan.sim.ftps_card import PrintFileReader, SimCard
 from bambu_lan.sim.printer import PrinterModel
 from bambu_lan.sim.profiles import ModelProfile, get_profile
 from bambu_lan.sim.ssdp import Announcer
@@ -327,6 +327,7 @@ class SimulatedPrinter:
             raise listen_error(self.host, self.ftps_port, exc) from exc
         self.ftps = ftps
         self.ftps_port = ftps.port
+        self.model.data.card_files = PrintFileReader(card)  # project_file reads the card
 
     @property
     def card(self) -> SimCard | None:
@@ -353,6 +354,7 @@ class SimulatedPrinter:
             await self.camera.stop()
         ftps, self.ftps = self.ftps, None
         if ftps is not None:
+            self.model.data.card_files = None
             await ftps.stop()
             if self._card_dir is None:
                 ftps.card.close()
