@@ -15,6 +15,8 @@ import click
 # name -> "module:attribute" of a click command; imported on first use.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bambu_lan.cli.demo_cmd:demo", "A simulated A1 and the live view connected to it."),
+    "discover": ("bambu_lan.cli.discover_cmd:discover", "Find the printers on your network."),
+    "camera": ("bambu_lan.cli.camera_cmd:camera", "A picture, an MJPEG stream, the RTSPS address."),
     "sim": ("bambu_lan.cli.sim_cmd:sim", "Run simulated printers on real TLS and MQTT."),
     "status": ("bambu_lan.cli.status_cmd:status", "Print one full state of a printer, then exit."),
     "watch": ("bambu_lan.cli.status_cmd:watch", "Live view of a printer (--json: JSON lines)."),
@@ -22,8 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("bambu_lan.cli.doctor_cmd:doctor", "Diagnose a printer connection: cause and fix."),
     "trust": ("bambu_lan.cli.trust_cmd:trust", "List or forget pinned printer certificates."),
     "config": ("bambu_lan.cli.config_cmd:config", "Where the config file is; its printers."),
-    "discover": ("bambu_lan.cli.discover_cmd:discover", "Find the printers on your network."),
-    "camera": ("bambu_lan.cli.camera_cmd:camera", "A picture, an MJPEG stream, the RTSPS address."),
+    "history": ("bambu_lan.cli.history_cmd:history", "The print jobs `serve` recorded."),
     "files": ("bambu_lan.cli.files_cmd:files", "The printer's card over FTPS: ls, put, get, rm."),
     "print": ("bambu_lan.cli.print_cmd:print_", "Print a sliced .gcode.3mf: check, upload, start."),
     "serve": (
