@@ -21,6 +21,7 @@ import logging
 import random
 import ssl
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -91,6 +92,9 @@ class CameraServer:
         self._faults: list[CameraFault] = []
         self._silent = False
         self._rng = random.Random(seed)
+        #: Called with ``time.monotonic()`` of the moment each frame began to be written to the
+        #: viewers (benchmarks measure delivery latency from it).
+        self.on_frame: Callable[[float], None] | None = None
 
     def __repr__(self) -> str:
         return f"<CameraServer {self.serial} {self.host}:{self.port} viewers={self.viewers}>"
@@ -217,7 +221,10 @@ class CameraServer:
                 except Exception:
                     log.exception("the simulated camera of %s could not draw a frame", self.serial)
                 else:
+                    began = time.monotonic()
                     self._send_all(jpeg)
+                    if self.on_frame is not None:
+                        self.on_frame(began)
             await asyncio.sleep(max(0.0, self.interval - (loop.time() - started)))
 
     def _send_all(self, jpeg: bytes) -> None:
