@@ -803,6 +803,8 @@ def inputs_section(data: dict[str, Any] | None) -> list[str]:
         if key in data and "median" in data[key]
     ]
     return out + table(["what", "min", "median", "max"], rows)
+
+
 # --- 6. camera ------------------------------------------------------------------------------
 
 

@@ -6,10 +6,10 @@
     .venv/bin/python benchmarks/run.py --no-peers   bambu-lan and bare paho only
 
 Sections: first_state, handling, farm, recovery, cold_start, inputs, camera (see each
-``bench_*.py``). The peers (bambulabs-api, bambu-printer-manager, bambu-mqtt-comms) are installed from PyPI into
-``benchmarks/.peers-venv`` on first use. Every simulator runs in its own process on
-127.0.0.0/8. A full run writes into ``docs/``; ``--only`` replaces just those sections of the
-last full run's JSON and rewrites the page from it; ``--quick`` writes into
+``bench_*.py``). The peers (bambulabs-api, bambu-printer-manager, bambu-mqtt-comms) are
+installed from PyPI into ``benchmarks/.peers-venv`` on first use. Every simulator runs in its
+own process on 127.0.0.0/8. A full run writes into ``docs/``; ``--only`` replaces just those
+sections of the last full run's JSON and rewrites the page from it; ``--quick`` writes into
 ``benchmarks/results/`` unless ``--out-dir`` says otherwise. Not part of the test suite:
 budgets are measured here, never asserted by timed tests (design.md).
 """
