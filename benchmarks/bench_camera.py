@@ -1,4 +1,4 @@
-"""6. Camera: latency the library adds to a frame, and ``camera serve`` with 20 MJPEG viewers.
+"""8. Camera: latency the library adds to a frame, and ``camera serve`` with 20 MJPEG viewers.
 
 One simulated A1 with its camera, in a process of its own, prints the ``time.monotonic()`` at
 which each frame was written to every viewer (the clock all processes on Linux share).
