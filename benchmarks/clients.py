@@ -404,55 +404,44 @@ def handle(cfg: Config) -> None:
 
 
 def handle_bambu_lan(cfg: Config, full: bytes, deltas: list[bytes]) -> Config:
-    """``PrinterConnection._on_payload``: decode + merge + typed state + events; with
-    ``stage`` set, only the first stages of it (to show where the time goes)."""
-    import asyncio
-
-    from bambu_lan.config import PrinterConfig, Secret
-    from bambu_lan.printer import PrinterConnection, PrinterOptions
+    """``PrinterCore.feed``: decode + merge + typed state + events (what ``Printer`` runs per
+    payload); with ``stage`` set, only the first stages of it (to show where the time goes)."""
+    from bambu_lan.protocol.core import PrinterCore
     from bambu_lan.protocol.decode import decode_payload
     from bambu_lan.protocol.merge import apply_push
-    from bambu_lan.trust import TrustConfig
+    from bambu_lan.protocol.state import StateBuilder
 
-    async def run() -> Config:
-        config = PrinterConfig(
-            host="127.0.0.1",
-            serial=cfg["serial"],
-            access_code=Secret("12345678"),
-            trust=TrustConfig(),
-        )
-        # Built in a running loop, as Printer does; the session is never started.
-        conn = PrinterConnection(config, PrinterOptions())
-        conn._on_payload(full)
-        stage = cfg.get("stage", "all")
-        if stage == "all":
-            return time_handler(conn._on_payload, deltas, cfg)
-        raw = dict(conn.raw)
-        if stage == "decode":
-            return time_handler(decode_payload, deltas, cfg)
+    core = PrinterCore(cfg["serial"])
+    core.feed(full, 0.0)
+    stage = cfg.get("stage", "all")
+    if stage == "all":
+        feed = core.feed
+        return time_handler(lambda payload: feed(payload, 0.0), deltas, cfg)
+    raw = dict(core.raw)
+    if stage == "decode":
+        return time_handler(decode_payload, deltas, cfg)
 
-        def decode_merge(payload: bytes) -> None:
-            nonlocal raw
-            body = decode_payload(payload)
-            assert body is not None
-            raw, _ = apply_push(raw, body["print"])
+    def decode_merge(payload: bytes) -> None:
+        nonlocal raw
+        body = decode_payload(payload)
+        assert body is not None
+        raw, _ = apply_push(raw, body["print"])
 
-        if stage == "decode+merge":
-            return time_handler(decode_merge, deltas, cfg)
-        builder = conn.builder
+    if stage == "decode+merge":
+        return time_handler(decode_merge, deltas, cfg)
+    builder = StateBuilder(cfg["serial"])
+    builder.build(raw, None, True)
 
-        def decode_merge_build(payload: bytes) -> None:
-            nonlocal raw
-            body = decode_payload(payload)
-            assert body is not None
-            raw, _ = apply_push(raw, body["print"])
-            builder.build(raw, body["print"].keys(), True)
+    def decode_merge_build(payload: bytes) -> None:
+        nonlocal raw
+        body = decode_payload(payload)
+        assert body is not None
+        raw, _ = apply_push(raw, body["print"])
+        builder.build(raw, body["print"].keys(), True)
 
-        if stage == "decode+merge+state":
-            return time_handler(decode_merge_build, deltas, cfg)
-        raise SystemExit(f"unknown stage {stage}")
-
-    return asyncio.run(run())
+    if stage == "decode+merge+state":
+        return time_handler(decode_merge_build, deltas, cfg)
+    raise SystemExit(f"unknown stage {stage}")
 
 
 # --- farm -----------------------------------------------------------------------------------
@@ -674,43 +663,41 @@ def recover(cfg: Config) -> None:
 def recover_bambu_lan(cfg: Config) -> None:
     import asyncio
 
-    from bambu_lan import Printer, PrinterOptions, SessionOptions
-    from bambu_lan.protocol.merge import is_full_report
+    from bambu_lan import EventKind, Printer, PrinterOptions, PrinterState, SessionOptions
 
     options = PrinterOptions(session=SessionOptions(watchdog=cfg["watchdog"]))
 
     async def run() -> None:
-        async with Printer(
+        printer = Printer(
             cfg["host"],
             cfg["serial"],
             cfg["access_code"],
             port=cfg["port"],
             ca_file=cfg["ca_path"],
             options=options,
-        ) as printer:
-            conn = printer._conn
-            assert conn is not None
-            # bambu-lan has no public "resynchronised" signal (state.complete stays true across
-            # reconnects), so the benchmark notes when _merge applies a full report.
-            merge = conn._merge
+        )
+        # The update stream says when the watchdog noticed a silence ("silent") and when a
+        # full report arrived again after a reconnect or a silence ("resynced").
+        updates = printer.updates()
 
-            def merged(body: dict[str, Any]) -> None:
-                merge(body)
-                if is_full_report(body):
+        async def report() -> None:
+            ready = False
+            async for update in updates:
+                if isinstance(update, PrinterState):
+                    if update.complete and not ready:
+                        ready = True
+                        emit(ev="full", t=time.monotonic())
+                        emit(ev="ready", t=time.monotonic())
+                elif update.kind is EventKind.SILENT:
+                    emit(ev="kick", t=time.monotonic(), silent_for=update.data["silent_for"])
+                elif update.kind is EventKind.RESYNCED:
                     emit(ev="full", t=time.monotonic())
 
-            conn._merge = merged  # type: ignore[method-assign]
-            on_silence = conn.session._on_silence
-            assert on_silence is not None
-
-            async def silence_noticed() -> None:
-                emit(ev="kick", t=time.monotonic(), silent_for=printer.status.last_message_age())
-                await on_silence()
-
-            conn.session._on_silence = silence_noticed
+        async with printer:
+            task = asyncio.get_running_loop().create_task(report())
             await printer.wait_for_state(timeout=cfg["timeout"])
-            emit(ev="ready", t=time.monotonic())
             await asyncio.to_thread(sys.stdin.read)
+            task.cancel()
 
     asyncio.run(run())
     finish(ev="end")

@@ -35,33 +35,67 @@ _EXPORTS: dict[str, str] = {
     "SessionOptions": "bambu_lan.session",
     "SyncPrinter": "bambu_lan.sync",
     "TrustConfig": "bambu_lan.trust",
+    "BambuTimeout": "bambu_lan.errors",
+    "ClosedBeforeConnack": "bambu_lan.errors",
+    "ConnackTimeout": "bambu_lan.errors",
+    "ConnectTimeout": "bambu_lan.errors",
+    "HostNotFound": "bambu_lan.errors",
+    "ServerUnavailable": "bambu_lan.errors",
+    "Update": "bambu_lan.printer",
+    "UpdateStream": "bambu_lan.printer",
+    "Command": "bambu_lan.protocol.commands",
+    "Reply": "bambu_lan.protocol.commands",
+    "PrinterCore": "bambu_lan.protocol.core",
+    "Step": "bambu_lan.protocol.core",
+    "Pending": "bambu_lan.protocol.core",
+    "Outgoing": "bambu_lan.protocol.core",
+    "Outcome": "bambu_lan.protocol.core",
+    "PrinterInfo": "bambu_lan.protocol.state",
+    "LinkState": "bambu_lan.session",
 }
 
 __all__ = [
     "AuthError",
     "BambuError",
+    "BambuTimeout",
+    "ClosedBeforeConnack",
+    "Command",
     "CommandError",
     "CommandRejected",
     "CommandResult",
     "CommandTimeout",
     "ConfigError",
+    "ConnackTimeout",
     "ConnectError",
+    "ConnectTimeout",
     "ConnectionStatus",
     "DeveloperModeRequired",
     "Event",
     "EventKind",
     "Farm",
+    "HostNotFound",
     "JobState",
+    "LinkState",
     "NotConnected",
+    "Outcome",
+    "Outgoing",
+    "Pending",
     "Printer",
     "PrinterConfig",
+    "PrinterCore",
+    "PrinterInfo",
     "PrinterOptions",
     "PrinterState",
+    "Reply",
     "Secret",
+    "ServerUnavailable",
     "SessionOptions",
+    "Step",
     "SyncPrinter",
     "TrustConfig",
     "TrustError",
+    "Update",
+    "UpdateStream",
     "resolve_printer",
 ]
 
@@ -84,19 +118,27 @@ if TYPE_CHECKING:
     from bambu_lan.errors import (
         AuthError,
         BambuError,
+        BambuTimeout,
+        ClosedBeforeConnack,
         CommandError,
         CommandRejected,
         CommandTimeout,
         ConfigError,
+        ConnackTimeout,
         ConnectError,
+        ConnectTimeout,
         DeveloperModeRequired,
+        HostNotFound,
         NotConnected,
+        ServerUnavailable,
         TrustError,
     )
     from bambu_lan.farm import Farm
-    from bambu_lan.printer import CommandResult, Printer, PrinterOptions
+    from bambu_lan.printer import CommandResult, Printer, PrinterOptions, Update, UpdateStream
+    from bambu_lan.protocol.commands import Command, Reply
+    from bambu_lan.protocol.core import Outcome, Outgoing, Pending, PrinterCore, Step
     from bambu_lan.protocol.events import Event, EventKind
-    from bambu_lan.protocol.state import JobState, PrinterState
-    from bambu_lan.session import ConnectionStatus, SessionOptions
+    from bambu_lan.protocol.state import JobState, PrinterInfo, PrinterState
+    from bambu_lan.session import ConnectionStatus, LinkState, SessionOptions
     from bambu_lan.sync import SyncPrinter
     from bambu_lan.trust import TrustConfig

@@ -109,7 +109,7 @@ def test_watch_survives_a_dropped_connection(
         assert sim_thread.call(printer_env.drop_connections) == 1
 
         seen: list[str] = []
-        while "connected" not in seen:
+        while "reconnected" not in seen:
             line = read_json(process.stdout)
             if line["type"] == "event":
                 seen.append(line["event"])
