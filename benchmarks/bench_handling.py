@@ -39,8 +39,8 @@ def record_stream(path: Path) -> dict[str, Any]:
     model.publish = published.append
 
     def run_for(seconds: float) -> None:
-        end = model._sim_time + seconds
-        while model._sim_time < end:
+        end = model.sim_time + seconds
+        while model.sim_time < end:
             model.advance(model.tick_interval)  # the pace of the real printer's pushes
 
     model.push_full()

@@ -412,6 +412,12 @@ _SINGLE_KEY_DELTAS: list[dict[str, Any]] = [
     {"hms": [{"attr": 50331904, "code": 65543}]},
     {"print_error": 117473286},
     {"sdcard": False},
+    {"nozzle_diameter": "0.6"},
+    {"nozzle_type": "hardened_steel"},
+    {"vir_slot": [{"id": "255", "tray_type": "TPU", "tray_color": "FFFFFFFF"}]},
+    {"ams": {"tray_now": "254"}},
+    {"device": {"extruder": {"state": 18, "info": [{"id": 0, "snow": 1, "temp": 2}, {"id": 1}]}}},
+    {"device": {"ctc": {"info": {"temp": 45}}, "nozzle": {"info": [{"id": 0, "type": "HS01"}]}}},
 ]
 
 
@@ -518,3 +524,103 @@ def test_section_constructors_take_keywords_positions_and_defaults() -> None:
         Speed(2, "standard", 100, 5)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         Speed(2, "standard", percent=100, colour="red")  # type: ignore[call-arg]
+
+
+# --- trays and spools in every form ----------------------------------------------------------
+
+
+def test_an_empty_external_spool_reads_empty(a1_full: dict[str, Any]) -> None:
+    """A real P1S reports an empty holder as tray_type "" and colour 00000000."""
+    body = {**a1_full, "vt_tray": {"id": "254", "tray_type": "", "tray_color": "00000000"}}
+    _, _, state = build_full(body)
+    assert state.external_spool is not None
+    assert state.external_spool.empty
+
+
+@pytest.mark.parametrize(
+    ("tray", "empty"),
+    [
+        ({"id": "2"}, True),
+        ({"id": "2", "state": 0, "tray_type": ""}, True),
+        ({"id": "2", "state": 10}, True),  # metadata only, no spool bit
+        ({"id": "2", "state": 11, "tray_type": "PLA", "tray_color": "FFFFFFFF"}, False),
+        ({"id": "2", "state": 11, "tray_type": "PETG", "tray_color": "00000000"}, False),
+        ({"id": "2", "state": 3, "tray_type": "PETG"}, False),  # A2L's older state values
+        ({"id": "2", "tray_type": "PLA", "tray_color": "76D9F4FF"}, False),
+        ({"id": "2", "tray_type": "", "tray_color": "00000000"}, True),
+    ],
+)
+def test_empty_trays_in_every_form(a1_full: dict[str, Any], tray: Any, empty: bool) -> None:
+    body = {**a1_full, "ams": {"ams": [{"id": "1", "tray": [tray]}], "tray_now": "255"}}
+    _, _, state = build_full(body)
+    assert state.ams[0].trays[0].tray_id == 6
+    assert state.ams[0].trays[0].empty is empty
+
+
+def test_external_spool_255_is_not_no_tray(a1_full: dict[str, Any]) -> None:
+    """vir_slot 255 loaded (snow 0xFF00) is a spool; tray_now 255 is nothing."""
+    body = {
+        **a1_full,
+        "vir_slot": [
+            {"id": "254", "tray_type": "", "tray_color": "00000000"},
+            {"id": "255", "tray_type": "TPU", "tray_color": "9B9EA0FF"},
+        ],
+        "device": {"extruder": {"state": 1, "info": [{"id": 0, "snow": 0xFF00, "temp": 40}]}},
+    }
+    _, _, state = build_full(body)
+    assert [s.tray_id for s in state.external_spools] == [254, 255]
+    assert state.external_spool is state.external_spools[0]
+    assert state.active_tray == 255
+    loaded = state.tray(255)
+    assert loaded is not None
+    assert loaded.type == "TPU"
+    assert loaded.external
+
+
+def test_legacy_tray_now_254_points_at_the_only_vir_slot(a1_full: dict[str, Any]) -> None:
+    body = {
+        **a1_full,
+        "vt_tray": {},
+        "vir_slot": [{"id": "255", "tray_type": "PLA", "tray_color": "FFFFFFFF"}],
+        "ams": {"ams": [], "tray_now": "254"},
+    }
+    _, _, state = build_full(body)
+    assert state.active_tray == 255
+    assert state.tray(state.active_tray) is state.external_spool
+
+
+def test_ams_ht_tray_id_is_the_unit_id(a1_full: dict[str, Any]) -> None:
+    body = {
+        **a1_full,
+        "ams": {
+            "ams": [{"id": "128", "humidity": "3", "temp": "29.6", "tray": [{"id": "0"}]}],
+            "tray_now": "128",
+        },
+    }
+    _, _, state = build_full(body, serial=X1C_SERIAL)
+    (unit,) = state.ams
+    assert unit.kind == "AMS HT"
+    assert [t.tray_id for t in unit.trays] == [128]
+    assert state.active_tray == 128
+
+
+def test_a1_ams_lite_kind_and_single_nozzle(a1_full: dict[str, Any]) -> None:
+    _, _, state = build_full(a1_full)
+    assert [u.kind for u in state.ams] == ["AMS Lite"]
+    (nozzle,) = state.nozzles
+    assert (nozzle.index, nozzle.diameter, nozzle.type, nozzle.active) == (
+        0,
+        0.4,
+        "stainless_steel",
+        True,
+    )
+    assert nozzle.temperature == state.temperatures.nozzle == 27.8125
+
+
+def test_chamber_from_device_ctc_only_where_a_sensor_exists(a1_full: dict[str, Any]) -> None:
+    body = {**a1_full, "device": {"ctc": {"info": {"temp": (60 << 16) | 45}}}}
+    _, _, x1 = build_full(body, serial=X1C_SERIAL)
+    assert (x1.temperatures.chamber, x1.temperatures.chamber_target) == (45.0, 60.0)
+    _, _, a1 = build_full(body)
+    assert a1.temperatures.chamber is None
+    assert not a1.temperatures.chamber_sensor

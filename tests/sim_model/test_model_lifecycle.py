@@ -85,7 +85,7 @@ async def test_wait_for_state_times_out() -> None:
     model, _ = make_model()
     with pytest.raises(TimeoutError):
         await model.wait_for_state("FINISH", timeout=0.05)
-    assert model._waiters == []
+    assert model.waiting == 0
 
 
 async def test_a_failing_predicate_reaches_its_awaiter() -> None:

@@ -10,6 +10,19 @@ Every test of bambu-lan runs against it, ``bambu-lan sim`` serves it on the netw
 
 ``SimFleet`` runs many printers in one process; ``SimThread`` runs either on a background
 thread for blocking code.
+
+Where things live (each module one job; imports point down the list):
+
+- ``device.py`` ``SimulatedPrinter`` (one printer: certificates, listener, broker, model,
+  fault verbs), ``fleet.py`` ``SimFleet``, ``threaded.py`` ``SimThread``.
+- ``broker.py`` + ``mqtt_wire.py``: the strict MQTT 3.1.1 broker over TLS 1.2 (``certs.py``),
+  with the A1's rules and the connection-level faults.
+- ``printer.py`` ``PrinterModel``: the firmware as MQTT sees it, assembled from ``model/``:
+  ``model/state.py`` (the report object and every change to it), ``model/physics.py``
+  (temperatures, job progress), ``model/pushes.py`` (full reports, deltas, replies),
+  ``model/handlers.py`` (one handler per command, by table), ``model/gcode.py`` and
+  ``model/scenarios.py`` (test verbs such as ``start_print``).
+- ``report.py`` builds the report objects; ``profiles.py`` holds one profile per model.
 """
 
 from __future__ import annotations

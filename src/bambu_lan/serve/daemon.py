@@ -1,0 +1,310 @@
+"""The ``serve`` process: printers from the config file, sinks from the settings, the HTTP
+endpoints, and the signals (SIGHUP reloads, SIGTERM / Ctrl-C stop cleanly)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bambu_lan.config import PrinterConfig, Secret, config_path, load_config_file
+from bambu_lan.errors import BambuError, ConfigError
+from bambu_lan.printer import PrinterOptions
+from bambu_lan.serve.hub import Hub, Sink
+from bambu_lan.serve.logsink import LogSink
+from bambu_lan.serve.settings import ServeSettings, parse_serve_table
+from bambu_lan.trust import TrustConfig
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+log = logging.getLogger("bambu_lan.serve")
+
+
+@dataclass(frozen=True, slots=True)
+class FarmConfig:
+    """What one read of the config file says: the [serve] settings and every printer."""
+
+    settings: ServeSettings
+    printers: dict[str, PrinterConfig]  # by name
+
+
+def _profile(name: str, profile: Any, where: Path) -> PrinterConfig:
+    if not isinstance(profile, dict):
+        raise ConfigError(
+            f"printer {name!r} in {where} is not a table",
+            hint=f"write it as [printers.{name}] with host, serial and access_code",
+        )
+
+    def path(key: str) -> Path | None:
+        value = profile.get(key)
+        return Path(str(value)).expanduser() if value else None
+
+    port = profile.get("port", 8883)
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise ConfigError(f"printer {name!r}: port must be a number, not {port!r}")
+    cfg = PrinterConfig(
+        host=str(profile.get("host", "")),
+        serial=str(profile.get("serial", "")),
+        access_code=Secret(str(profile.get("access_code", ""))),
+        port=port,
+        trust=TrustConfig(
+            ca_file=path("ca_file"),
+            ca_dir=path("ca_dir"),
+            known_printers=path("known_printers"),
+            insecure=bool(profile.get("insecure", False)),
+        ),
+        name=name,
+    )
+    try:
+        return cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"printer {name!r} in {where}: {exc}", hint=exc.hint) from None
+
+
+def read_farm_config(config_file: Path | None = None) -> FarmConfig:
+    """Read and check the whole file; raises ``ConfigError`` naming the first problem."""
+    where = config_file or config_path()
+    data = load_config_file(where)
+    settings = parse_serve_table(data)
+    table = data.get("printers", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[printers] in {where} must be a table of printers")
+    printers = {name: _profile(name, profile, where) for name, profile in table.items()}
+    serials: dict[str, str] = {}
+    for name, cfg in printers.items():
+        if cfg.serial in serials:
+            raise ConfigError(
+                f"printers {serials[cfg.serial]!r} and {name!r} in {where} have the same serial",
+                hint="each printer once: remove or fix one of them",
+            )
+        serials[cfg.serial] = name
+    return FarmConfig(settings, printers)
+
+
+def select_printers(farm: FarmConfig, settings: ServeSettings) -> list[PrinterConfig]:
+    """The printers this instance watches: the named ones (all by default), of its shard."""
+    names = settings.printers or tuple(farm.printers)
+    missing = [n for n in names if n not in farm.printers]
+    if missing:
+        known = ", ".join(sorted(farm.printers)) or "none"
+        raise ConfigError(
+            f"no printer named {', '.join(repr(n) for n in missing)} in the config file",
+            hint=f"printers defined there: {known}",
+        )
+    chosen = [farm.printers[n] for n in names]
+    if settings.shard is not None:
+        chosen = [cfg for cfg in chosen if settings.shard.owns(cfg.serial)]
+    return chosen
+
+
+def build_sinks(settings: ServeSettings) -> list[Sink]:
+    """One sink per configured output, each imported only when used."""
+    sinks: list[Sink] = [LogSink()]
+    if settings.http_port is not None:
+        web = _optional_module("bambu_lan.serve.web")
+        if web is not None:
+            sinks.append(web.create_sink(settings))
+    return sinks
+
+
+def _optional_module(name: str) -> Any:
+    """A part of serve that may not be there yet (the web page): None when absent."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
+
+
+class Daemon:
+    """Runs the hub until stopped; reloads the printer list on request."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        printers: Sequence[PrinterConfig],
+        *,
+        config_file: Path | None = None,
+        options: dict[str, Any] | None = None,
+        sinks: Sequence[Sink] | None = None,
+        printer_options: PrinterOptions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_file = config_file
+        self.cli_options = options or {}  # given on the command line: they win over the file
+        self.hub = Hub(
+            printers,
+            sinks=list(sinks) if sinks is not None else build_sinks(settings),
+            options=printer_options,
+        )
+        self._runners: list[web.AppRunner] = []
+        self.http_port: int | None = None
+        self.metrics_port: int | None = None
+        self.reloads = 0
+        self.reload_errors = 0
+        self.last_reload_error = ""
+        self._stop = asyncio.Event()
+        self._reloading: asyncio.Task[bool] | None = None
+
+    # -- lifecycle --
+
+    async def start(self) -> None:
+        await self.hub.start()
+        try:
+            if self.settings.http_port is not None:
+                self.http_port = await self._serve_http(self.settings.http_port, metrics=False)
+                log.info("health and web page on http://%s:%d/", self.settings.bind, self.http_port)
+            if self.settings.metrics_port is not None:
+                self.metrics_port = await self._serve_http(self.settings.metrics_port, metrics=True)
+                log.info(
+                    "Prometheus metrics on http://%s:%d/metrics",
+                    self.settings.bind,
+                    self.metrics_port,
+                )
+        except BaseException:
+            await self.stop()
+            raise
+        log.info(
+            "watching %d printer(s)%s",
+            len(self.hub.printers),
+            f" (shard {self.settings.shard})" if self.settings.shard else "",
+        )
+
+    async def stop(self) -> None:
+        for runner in self._runners:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        self._runners.clear()
+        await self.hub.stop()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Start, serve until ``request_stop()`` (SIGTERM, Ctrl-C), stop cleanly."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig, handler in (
+            (signal.SIGHUP, self.request_reload),
+            (signal.SIGTERM, self.request_stop),
+        ):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, handler)
+                installed.append(sig)
+        try:
+            if on_ready is not None:
+                on_ready()
+            await self._stop.wait()
+            log.info("stopping: marking printers offline, closing connections")
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            if self._reloading is not None:
+                self._reloading.cancel()
+            await asyncio.shield(self.stop())
+        log.info("stopped")
+
+    # -- reload --
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the config file in the background (one reload at a time)."""
+        if self._reloading is not None and not self._reloading.done():
+            log.info("reload already in progress")
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> bool:
+        """Re-read the printers; on any problem keep the running config and say why."""
+        where = self.config_file or config_path()
+        try:
+            farm = read_farm_config(self.config_file)
+            settings = farm.settings.with_options(**self.cli_options)
+            printers = select_printers(farm, settings)
+        except BambuError as exc:
+            self.reload_errors += 1
+            self.last_reload_error = str(exc)
+            log.error(
+                "config reload failed, keeping the running config: %s%s",
+                exc,
+                f" ({exc.hint})" if exc.hint else "",
+            )
+            return False
+        if _outputs(settings) != _outputs(self.settings):
+            log.warning(
+                "config reload: [serve] outputs changed in %s; they apply after a restart "
+                "(printers are reloaded now)",
+                where,
+            )
+        added, removed = await self.hub.apply(printers)
+        self.reloads += 1
+        self.last_reload_error = ""
+        log.info(
+            "config reloaded from %s: %d printer(s), %d added, %d removed",
+            where,
+            len(self.hub.printers),
+            len(added),
+            len(removed),
+        )
+        return True
+
+    # -- HTTP --
+
+    def health(self) -> dict[str, Any]:
+        data = self.hub.health()
+        data["reloads"] = self.reloads
+        data["reload_errors"] = self.reload_errors
+        if self.last_reload_error:
+            data["last_reload_error"] = self.last_reload_error
+        return data
+
+    async def _serve_http(self, port: int, *, metrics: bool) -> int:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/healthz", self._health_handler)
+        for sink in self.hub.sinks:
+            if metrics == (sink.name == "metrics"):
+                sink.setup_http(app)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, self.settings.bind, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.settings.bind}:{port}: {exc.strerror or exc}",
+                hint="another program uses that port: pick another with --http-port / "
+                "--metrics-port",
+            ) from None
+        server = site._server  # aiohttp has no public accessor for the bound port
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def _health_handler(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        data = self.health()
+        return web.json_response(data, status=200 if data["ok"] else 503)
+
+
+def _outputs(settings: ServeSettings) -> tuple[Any, ...]:
+    return (
+        str(settings.mqtt),
+        settings.metrics_port,
+        settings.http_port,
+        settings.bind,
+        settings.db,
+        settings.history,
+        len(settings.notify),
+    )
