@@ -502,6 +502,7 @@ class Session:
 
     def start(self) -> None:
         if self._task is None:
+            self.status.state = LinkState.CONNECTING
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"bambu-lan session {self.cfg.serial}"
             )

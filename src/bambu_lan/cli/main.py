@@ -6,6 +6,7 @@ Subcommands live in their own modules and are imported only when used, so that
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from typing import Any
@@ -95,6 +96,10 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`watch --json | head -1`): end quietly, as `yes | head` does.
+        _silence_stdout()
+        sys.exit(141)
     except BambuError as exc:
         if debug:
             raise
@@ -102,3 +107,13 @@ def main(argv: list[str] | None = None) -> Any:
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         sys.exit(2)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot raise a
+    second BrokenPipeError ("Exception ignored ...") on the closed pipe."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -260,7 +260,13 @@ class PrinterCore:
                     EventKind.RETRYING,
                     self.serial,
                     f"{reason}; retrying in {delay:.0f} s" if delay >= 1 else f"{reason}; retrying",
-                    {"reason": reason, "error": text, "retry_in": round(delay, 3)},
+                    {
+                        "reason": reason,
+                        "error": text,
+                        "retry_in": round(delay, 3),
+                        # False: waiting will not help (wrong access code, identity)
+                        "retryable": getattr(error, "retryable", True),
+                    },
                 )
             ]
         )
