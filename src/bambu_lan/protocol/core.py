@@ -259,7 +259,9 @@ class PrinterCore:
                 Event(
                     EventKind.RETRYING,
                     self.serial,
-                    f"{reason}; retrying in {delay:.0f} s" if delay >= 1 else f"{reason}; retrying",
+                    f"{reason}; retrying in {delay:.0f} s"
+                    if delay >= 1
+                    else f"{reason}; retrying in {delay:.1f} s",
                     {
                         "reason": reason,
                         "error": text,
