@@ -36,6 +36,9 @@ BAMBU_CERT_FILES = ("bambu.cert", "bambu_p2s_250626.cert", "bambu_h2c_251122.cer
 _CERT_SUFFIXES = (".cert", ".pem", ".crt")
 # bambuddy's cipher string: some hardened OpenSSL builds drop the RSA-GCM suites printers use.
 CIPHERS = "DEFAULT:AES256-GCM-SHA384:AES128-GCM-SHA256"
+# OpenSSL's verify codes for a certificate outside its validity dates.
+X509_V_ERR_CERT_NOT_YET_VALID = 9
+X509_V_ERR_CERT_HAS_EXPIRED = 10
 
 
 def default_known_printers_path() -> Path:
@@ -64,30 +67,65 @@ class TrustConfig:
         return "pin"
 
     def ca_files(self) -> list[Path]:
+        """The CA files to trust: ``ca_file``, and every file in ``ca_dir`` that parses as a
+        PEM certificate. A folder's other files are skipped (and named once in a warning);
+        a folder with none that parses, or a ``ca_file`` that does not parse, is an error."""
         files: list[Path] = []
         if self.ca_file is not None:
+            if self.ca_file.is_dir():
+                raise ConfigError(
+                    f"the CA file {self.ca_file} is a folder",
+                    hint="pass a folder of CA files with --ca-dir (config: ca_dir), or the "
+                    "path of one PEM file with --ca-file",
+                )
             if not self.ca_file.is_file():
                 raise ConfigError(
                     f"CA file not found: {self.ca_file}",
                     hint="pass the path of a PEM file, e.g. bambu_certs/bambu.cert",
                 )
+            problem = ca_file_problem(self.ca_file)
+            if problem:
+                raise ConfigError(
+                    f"the CA file {self.ca_file} is not usable: {problem}",
+                    hint="pass a PEM certificate (-----BEGIN CERTIFICATE-----), e.g. Bambu's "
+                    "bambu.cert, or the simulator's ca.pem",
+                )
             files.append(self.ca_file)
         if self.ca_dir is not None:
-            if not self.ca_dir.is_dir():
-                raise ConfigError(
-                    f"CA directory not found: {self.ca_dir}",
-                    hint="a bambu_certs/ folder holding " + ", ".join(BAMBU_CERT_FILES),
+            usable, skipped = scan_ca_dir(self.ca_dir)
+            if skipped:
+                _warn_once(
+                    ("skipped", self.ca_dir, tuple(skipped)),
+                    "%s: skipped %d file(s) that are not PEM certificates: %s",
+                    self.ca_dir,
+                    len(skipped),
+                    "; ".join(f"{p.name} ({why})" for p, why in skipped.items()),
                 )
-            found = sorted(
-                p for p in self.ca_dir.iterdir() if p.suffix in _CERT_SUFFIXES and p.is_file()
-            )
-            if not found:
+            if not usable:
+                names = ", ".join(p.name for p in skipped)
                 raise ConfigError(
-                    f"no certificate files (.cert, .pem, .crt) in {self.ca_dir}",
-                    hint="put " + ", ".join(BAMBU_CERT_FILES) + " there",
+                    f"no usable CA certificate in {self.ca_dir}"
+                    + (f" (not PEM certificates: {names})" if names else ""),
+                    hint="put " + ", ".join(BAMBU_CERT_FILES) + " there (PEM files: "
+                    "-----BEGIN CERTIFICATE-----)",
                 )
-            files.extend(found)
+            files.extend(usable)
         return files
+
+    def check(self) -> None:
+        """Refuse contradictory or unusable settings before any connection is made."""
+        if self.insecure and (self.ca_file or self.ca_dir):
+            given = "--ca-file" if self.ca_file else "--ca-dir"
+            raise ConfigError(
+                f"--insecure and {given} contradict each other: --insecure would drop the CA "
+                "and check nothing",
+                hint=f"drop --insecure to check the printer against the CA (or drop {given}; "
+                "config keys: insecure, ca_file, ca_dir)",
+            )
+        if self.mode == "ca":
+            self.ca_files()
+        elif self.mode == "pin":
+            KnownPrinters(self.known_printers_path()).all()
 
     def known_printers_path(self) -> Path:
         return self.known_printers or default_known_printers_path()
@@ -129,6 +167,84 @@ class PeerCertificate:
         )
 
 
+_warned: set[object] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(key: object, message: str, *args: object) -> None:
+    """A warning logged once per process for ``key`` (reconnects must not repeat it)."""
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning(message, *args)
+
+
+def warn_if_exposed(path: Path, what: str) -> None:
+    """Warn (once) when ``path`` can be read or written by other users, like ssh does."""
+    if os.name != "posix":
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o066:
+        _warn_once(
+            ("exposed", path, mode),
+            "WARNING: %s %s can be read by other users (mode %s); run: chmod 600 %s",
+            what,
+            path,
+            oct(mode & 0o777)[2:],
+            path,
+        )
+
+
+def ca_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot serve as a CA file, or None when OpenSSL loads it."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+    except ssl.SSLError as exc:
+        return (
+            "no PEM certificate in it" if "NO_CERTIFICATE" in str(exc) else exc.reason or str(exc)
+        )
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def scan_ca_dir(folder: Path) -> tuple[list[Path], dict[Path, str]]:
+    """The files of a bambu_certs/ folder: those that load as CA certificates, and the
+    others with the reason (a web page saved as ``bambu.cert`` is a classic)."""
+    if not folder.is_dir():
+        raise ConfigError(
+            f"CA directory not found: {folder}",
+            hint="a bambu_certs/ folder holding " + ", ".join(BAMBU_CERT_FILES),
+        )
+    try:
+        candidates = sorted(
+            p for p in folder.iterdir() if p.suffix in _CERT_SUFFIXES and p.is_file()
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the CA directory {folder}: {exc.strerror or exc}",
+            hint="check its permissions",
+        ) from None
+    if not candidates:
+        raise ConfigError(
+            f"no certificate files (.cert, .pem, .crt) in {folder}",
+            hint="put " + ", ".join(BAMBU_CERT_FILES) + " there",
+        )
+    usable: list[Path] = []
+    skipped: dict[Path, str] = {}
+    for path in candidates:
+        problem = ca_file_problem(path)
+        if problem:
+            skipped[path] = problem
+        else:
+            usable.append(path)
+    return usable, skipped
+
+
 def fingerprint(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
@@ -150,11 +266,30 @@ class KnownPrinters:
     def _read(self) -> dict[str, str]:
         pins: dict[str, str] = {}
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return pins
+        except IsADirectoryError:
+            raise ConfigError(
+                f"the known-printers file {self.path} is a folder",
+                hint="point BAMBU_KNOWN_PRINTERS (or --known-printers) at a file",
+            ) from None
         except OSError as exc:
-            raise ConfigError(f"cannot read the known-printers file {self.path}: {exc}") from None
+            raise ConfigError(
+                f"cannot read the known-printers file {self.path}: {exc.strerror or exc}",
+                hint="check its permissions, or set BAMBU_KNOWN_PRINTERS to another file",
+            ) from None
+        warn_if_exposed(self.path, "the known-printers file")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_line = data[: exc.start].count(b"\n") + 1
+            raise ConfigError(
+                f"the known-printers file {self.path} is not UTF-8 text (line {bad_line}): "
+                "damaged or not a bambu-lan pin file",
+                hint=f"remove that line or the file ({self.path}); the printers it named are "
+                "pinned again on their next connection",
+            ) from None
         for line in text.splitlines():
             parts = line.split()
             if len(parts) >= 2 and not line.lstrip().startswith("#"):
@@ -290,6 +425,19 @@ class HandshakeCheck:
 
     def verification_failed(self, exc: ssl.SSLCertVerificationError) -> TrustError:
         """A TrustError for a chain that OpenSSL refused (CA mode)."""
+        if exc.verify_code in (X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED):
+            when = (
+                "has expired"
+                if exc.verify_code == X509_V_ERR_CERT_HAS_EXPIRED
+                else ("is not valid yet")
+            )
+            now = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+            return TrustError(
+                f"the printer's certificate {when} by this computer's clock ({now}); "
+                "no credentials were sent",
+                hint="check the date and time on the printer (it sets its clock from the "
+                "network: a printer without internet may have lost it) and on this computer",
+            )
         files = ", ".join(str(p) for p in self.trust.ca_files())
         return TrustError(
             f"the printer's certificate is not signed by the given CA ({files}): "
@@ -319,7 +467,11 @@ def load_ca_files(ctx: ssl.SSLContext, files: Iterable[Path]) -> None:
         try:
             ctx.load_verify_locations(cafile=str(path))
         except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"cannot load CA file {path}: {exc}") from None
+            raise ConfigError(
+                f"cannot load CA file {path}: {exc}",
+                hint="pass a PEM certificate (-----BEGIN CERTIFICATE-----), e.g. Bambu's "
+                "bambu.cert, or the simulator's ca.pem",
+            ) from None
 
 
 def tls12_context(ca_files: Iterable[Path] = ()) -> ssl.SSLContext:

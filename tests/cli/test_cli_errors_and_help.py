@@ -85,7 +85,10 @@ def test_wrong_serial_is_refused_before_credentials(
     assert_one_error(result, "no credentials were sent")
 
 
-def test_insecure_warns_loudly(cli: Cli, printer_env: SimulatedPrinter) -> None:
+def test_insecure_warns_loudly(
+    cli: Cli, printer_env: SimulatedPrinter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BAMBU_CA_FILE")  # --insecure with a CA is refused (test_bad_inputs)
     result = cli("status", "--plain", "--insecure")
 
     assert result.code == 0, result.err

@@ -177,9 +177,9 @@ async def test_a_failing_sink_is_logged_once_and_never_stops_the_others(
     assert len(logged) == 1
 
 
-def test_printer_selection_and_shards(tmp_path: Path) -> None:
-    class Fake:
-        host, port, ca_path = "127.0.0.1", 8883, tmp_path / "ca.pem"
+def test_printer_selection_and_shards(tmp_path: Path, sim_cert_dir: Path) -> None:
+    class Fake:  # the CA file must exist: a printer's settings are checked before use
+        host, port, ca_path = "127.0.0.1", 8883, sim_cert_dir / "ca.pem"
         access_code = "12345678"
 
         def __init__(self, serial: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,9 +66,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def config_file(tmp_path: Path) -> Path:
+def config_file(tmp_path: Path, sim_cert_dir: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(CONFIG, encoding="utf-8")
+    path.chmod(0o600)
+    certs = tmp_path / "home" / "bambu_certs"  # the workshop's ca_dir must hold a CA
+    certs.mkdir(parents=True)
+    shutil.copy(sim_cert_dir / "ca.pem", certs / "bambu.cert")
     return path
 
 
@@ -112,6 +117,7 @@ def test_env_beats_the_profile(config_file: Path, monkeypatch: pytest.MonkeyPatc
 def test_explicit_values_beat_env_and_profile(
     config_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    shutil.copytree(tmp_path / "home" / "bambu_certs", tmp_path / "cli_certs")
     monkeypatch.setenv("BAMBU_HOST", "10.0.0.9")
     monkeypatch.setenv("BAMBU_SERIAL", "00M09A350100123")
     monkeypatch.setenv("BAMBU_ACCESS_CODE", CODE_ENV)
@@ -151,13 +157,16 @@ def test_bambu_config_env_is_read(monkeypatch: pytest.MonkeyPatch, config_file: 
     assert resolve_printer().name == "workshop"
 
 
-def test_numeric_access_code_in_toml_is_accepted(tmp_path: Path) -> None:
+def test_numeric_access_code_in_toml_is_refused_with_a_hint_to_quote_it(tmp_path: Path) -> None:
+    # A number loses leading zeros and is not what the printer shows: the code is text.
     path = tmp_path / "c.toml"
     path.write_text(
         '[printers.p]\nhost = "h"\nserial = "03919A3B1200123"\naccess_code = 12345678\n',
         encoding="utf-8",
     )
-    assert resolve_printer(printer="p", config_file=path).access_code.reveal() == "12345678"
+    with pytest.raises(ConfigError, match="access_code: must be a string") as info:
+        resolve_printer(printer="p", config_file=path)
+    assert "in quotes" in info.value.hint
 
 
 # --- refusals -------------------------------------------------------------------------------
@@ -206,7 +215,7 @@ def test_port_out_of_range(port: int) -> None:
 
 def test_port_from_env_must_be_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BAMBU_PORT", "eighty")
-    with pytest.raises(ConfigError, match="port must be a number"):
+    with pytest.raises(ConfigError, match="BAMBU_PORT must be a port number"):
         resolve_printer(host="h", serial="03919A3B1200123", access_code=CODE_A)
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bambu_lan.cli.options import echo_json, json_errors, json_option
+
+if TYPE_CHECKING:
+    from bambu_lan.config import ConfigProblem
 
 EXAMPLE = """\
 default = "workshop"         # optional: used when --printer is not given (before any table)
@@ -86,3 +90,74 @@ def show(as_json: bool) -> None:
         click.echo(f"[printers.{name}]{mark}")
         for key, value in profile.items():
             click.echo(f"  {key} = {value}")
+
+
+@config.command("check")
+@json_option
+def check(as_json: bool) -> None:
+    """Check the config file as a whole: unknown keys, value types, values, CA files.
+
+    Every problem is listed with the file, the printer and the key; the exit code is 0 when
+    there are none, 2 otherwise. Other commands run the same check before using the file.
+    """
+    from bambu_lan.config import config_path, file_problems, read_config_file
+
+    with json_errors(as_json):
+        file = config_path()
+        data, problems = read_config_file(file, values=True)
+        problems += file_problems(data, file) + _serve_problems(data, file)
+    printers = data.get("printers") if isinstance(data.get("printers"), dict) else {}
+    assert isinstance(printers, dict)
+    from bambu_lan.cli.options import echo_error
+
+    count = len(problems)
+    summary = f"{count} problem{'s' if count > 1 else ''} in {file}"
+    fix = "fix the keys listed; each problem names the printer and the key"
+    if as_json:
+        echo_json(
+            {
+                "path": str(file),
+                "exists": file.exists(),
+                "ok": not problems,
+                "printers": sorted(printers),
+                "problems": [
+                    {
+                        "printer": p.profile,
+                        "key": p.key,
+                        "message": p.message,
+                        "hint": p.hint,
+                    }
+                    for p in problems
+                ],
+            }
+        )
+        if problems:
+            echo_error(summary, fix)
+            raise SystemExit(2)
+        return
+    if not file.exists():
+        click.echo(f"no config file at {file}: nothing to check")
+        return
+    for problem in problems:
+        click.echo(f"{problem}\n  hint: {problem.hint}")
+    if problems:
+        echo_error(summary, fix)
+        raise SystemExit(2)
+    names = ", ".join(sorted(printers)) or "none"
+    click.echo(f"ok: {file}: printers {names}")
+
+
+def _serve_problems(data: dict[str, Any], file: Path) -> list[ConfigProblem]:
+    """The [serve] table, checked by `bambu-lan serve`'s own reader."""
+    from bambu_lan.config import ConfigProblem
+    from bambu_lan.errors import ConfigError
+
+    if "serve" not in data:
+        return []
+    try:
+        from bambu_lan.serve.settings import parse_serve_table
+
+        parse_serve_table(data)
+    except ConfigError as exc:
+        return [ConfigProblem(file, None, "serve", str(exc), exc.hint or "see the README")]
+    return []

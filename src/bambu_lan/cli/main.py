@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        from bambu_lan.cli.options import echo_error
+
+        echo_error(exc.format_message(), _usage_hint(exc))
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
@@ -103,9 +105,9 @@ def main(argv: list[str] | None = None) -> Any:
     except BambuError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+        from bambu_lan.cli.options import echo_error, hint_for
+
+        echo_error(exc, hint_for(exc))
         sys.exit(2)
 
 
@@ -117,3 +119,13 @@ def _silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+def _usage_hint(exc: click.ClickException) -> str:
+    """The hint under a usage error: its own, or where the options are explained."""
+    own = getattr(exc, "hint", None)
+    if isinstance(own, str) and own:
+        return own
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "bambu-lan"
+    return f"see `{path} --help`"

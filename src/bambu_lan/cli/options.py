@@ -42,6 +42,14 @@ INSECURE_WARNING = (
 )
 
 
+class BadInput(click.BadParameter):
+    """A bad argument with its own hint (shown instead of "see --help")."""
+
+    def __init__(self, message: str, *, param_hint: str, hint: str) -> None:
+        super().__init__(message, param_hint=param_hint)
+        self.hint = hint
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionParams:
     """The connection options as given on the command line (not yet merged with the
@@ -56,6 +64,7 @@ class ConnectionParams:
     insecure: bool
     printer: str | None
     known_printers: Path | None
+    access_code_file: Path | None = None
 
     def __repr__(self) -> str:  # never show the access code
         return (
@@ -63,8 +72,9 @@ class ConnectionParams:
             f"printer={self.printer!r})"
         )
 
-    def resolve(self) -> PrinterConfig:
-        """A validated ``PrinterConfig``: options, then BAMBU_* variables, then the profile."""
+    def resolve(self, *, validate: bool = True) -> PrinterConfig:
+        """A validated ``PrinterConfig``: options, then BAMBU_* variables, then the profile
+        (``validate=False``: the values as given, for the doctor to report step by step)."""
         from bambu_lan.config import resolve_printer
 
         cfg = resolve_printer(
@@ -72,13 +82,15 @@ class ConnectionParams:
             host=self.host,
             serial=self.serial,
             access_code=self.access_code,
+            access_code_file=self.access_code_file,
             port=self.port,
             ca_file=self.ca_file,
             ca_dir=self.ca_dir,
             insecure=self.insecure,
             known_printers=self.known_printers,
+            validate=validate,
         )
-        if cfg.trust.insecure:
+        if cfg.trust.insecure and validate:
             click.secho(INSECURE_WARNING, fg="red", bold=True, err=True)
         return cfg
 
@@ -106,7 +118,16 @@ _CONNECTION_OPTIONS: list[Callable[[F], F]] = [
         metavar="CODE",
         show_default=False,
         help="The 8-character LAN access code (Settings > WLAN; it changes when LAN-only or "
-        "Developer Mode is toggled). Env: BAMBU_ACCESS_CODE. Never printed.",
+        "Developer Mode is toggled). Env: BAMBU_ACCESS_CODE. Never printed. Other local users "
+        "can see a command line (ps): prefer --access-code-file.",
+    ),
+    click.option(
+        "--access-code-file",
+        envvar="BAMBU_ACCESS_CODE_FILE",
+        type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+        metavar="FILE",
+        help="Read the access code from FILE's first line (- for standard input), out of "
+        "sight of `ps` and shell history. Env: BAMBU_ACCESS_CODE_FILE.",
     ),
     click.option(
         "--port",
@@ -154,6 +175,7 @@ _KEYS = (
     "host",
     "serial",
     "access_code",
+    "access_code_file",
     "port",
     "ca_file",
     "ca_dir",
@@ -164,8 +186,8 @@ _KEYS = (
 
 
 def connection_options(func: F) -> F:
-    """Add --host, --serial, --access-code, --port, --ca-file, --ca-dir, --insecure and
-    --printer; the command receives them as ``conn: ConnectionParams``."""
+    """Add --host, --serial, --access-code, --access-code-file, --port, --ca-file, --ca-dir,
+    --insecure and --printer; the command receives them as ``conn: ConnectionParams``."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -180,6 +202,7 @@ def connection_options(func: F) -> F:
             insecure=bool(values["insecure"]),
             printer=values["printer_name"],
             known_printers=values["known_printers"],
+            access_code_file=values["access_code_file"],
         )
         return func(*args, conn=conn, **kwargs)
 
@@ -230,9 +253,41 @@ def echo_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def hint_for(exc: BambuError) -> str:
+    """The error's own hint, or a next step for its kind: every error shows a hint."""
+    from bambu_lan import errors
+
+    if exc.hint:
+        return exc.hint
+    fallbacks: list[tuple[type[BambuError], str]] = [
+        (errors.CommandTimeout, "the printer did not confirm in time: check its state with "
+         "`bambu-lan status`, or pass a longer --timeout"),
+        (errors.CommandRejected, "the printer's reason is above; check its state with "
+         "`bambu-lan status` (pause and stop need a running print)"),
+        (errors.ConnectError, "check that the printer is on and on the network; "
+         "`bambu-lan doctor` finds the cause step by step"),
+        (errors.NotConnected, "the connection dropped: try again, or run `bambu-lan doctor`"),
+        (errors.ConfigError, "see `bambu-lan config check` and `bambu-lan --help`"),
+    ]  # fmt: skip
+    for kind, hint in fallbacks:
+        if isinstance(exc, kind):
+            return hint
+    return "run again with --debug for details, or `bambu-lan doctor`"
+
+
 def error_dict(exc: BambuError) -> dict[str, Any]:
     """A library error as JSON-ready data (the messages never contain the access code)."""
-    return {"type": type(exc).__name__, "message": str(exc), "hint": exc.hint or None}
+    return {"type": type(exc).__name__, "message": str(exc), "hint": hint_for(exc)}
+
+
+def echo_error(message: object, hint: object | None) -> None:
+    """The one ``error:`` line and ``hint:`` line on stderr; messages can quote a printer,
+    so both are made terminal-safe."""
+    from bambu_lan.text import terminal_safe
+
+    click.echo(f"error: {terminal_safe(message)}", err=True)
+    if hint:
+        click.echo(f"hint: {terminal_safe(hint)}", err=True)
 
 
 @contextlib.contextmanager
@@ -248,9 +303,7 @@ def json_errors(as_json: bool) -> Iterator[None]:
         if not as_json:
             raise
         echo_json({"ok": False, "error": error_dict(exc)})
-        click.echo(f"error: {exc}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
+        echo_error(exc, hint_for(exc))
         raise SystemExit(2) from None
 
 

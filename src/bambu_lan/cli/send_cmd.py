@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bambu_lan.cli.options import (
+    BadInput,
     ConnectionParams,
     connection_options,
     echo_json,
@@ -159,8 +160,12 @@ def gcode(conn: ConnectionParams, as_json: bool, timeout: float, lines: tuple[st
 
     try:
         command = commands.gcode(lines)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="LINES") from None
+    except ValueError as exc:  # checked before connecting: non-ASCII, control characters
+        raise BadInput(
+            str(exc),
+            param_hint="LINES",
+            hint='G-code is plain ASCII, one command per argument: "G28" "M400"',
+        ) from None
     execute(conn, as_json, timeout, lambda p: p.send(command))
 
 
@@ -182,7 +187,8 @@ def raw(
     \b
     Example:
       bambu-lan send raw system ledctrl '{"led_node": "chamber_light", "led_mode": "on"}'
-    The sequence_id is added for you. Exit 0 when the printer answers without an error.
+    The sequence_id is added for you (the JSON cannot set it, nor the command). Exit 0
+    when the printer answers without an error.
     """
     from bambu_lan.protocol import commands
 
@@ -192,8 +198,23 @@ def raw(
             loaded = json.loads(params)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="JSON") from None
+        except RecursionError:
+            raise BadInput(
+                "the JSON is nested too deeply",
+                param_hint="JSON",
+                hint='printer commands take a flat object: {"led_mode": "on", ...}',
+            ) from None
         if not isinstance(loaded, dict):
             raise click.BadParameter("must be a JSON object: {...}", param_hint="JSON")
         body = loaded
-    command = commands.raw(cls, name, body)
+    try:  # checked before connecting: reserved keys, JSON that cannot be sent
+        command = commands.raw(cls, name, body)
+    except ValueError as exc:
+        raise BadInput(
+            str(exc),
+            param_hint="CLASS COMMAND [JSON]",
+            hint="the sequence_id is added for you and COMMAND names the command; e.g. "
+            'bambu-lan send raw system ledctrl \'{"led_node": "chamber_light", '
+            '"led_mode": "on"}\'',
+        ) from None
     execute(conn, as_json, timeout, lambda p: p.send(command))

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
+from bambu_lan.text import terminal_safe, terminal_safe_copy
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
@@ -184,7 +186,12 @@ def plain_key(snap: Snapshot) -> tuple[Any, ...]:
 
 
 def plain_line(snap: Snapshot) -> str:
-    """One line: time, printer, job, temperatures, speed, light, alerts, connection."""
+    """One line: time, printer, job, temperatures, speed, light, alerts, connection (made
+    terminal-safe as a whole: it quotes the printer)."""
+    return terminal_safe(_plain_line(snap))
+
+
+def _plain_line(snap: Snapshot) -> str:
     stamp = time.strftime("%H:%M:%S")
     state, status = snap.state, snap.status
     head = f"{stamp} {snap.label}"
@@ -212,7 +219,7 @@ def plain_line(snap: Snapshot) -> str:
 
 def event_line(event: Event) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
-    return f"{stamp} {event.serial} event {event.kind.value}: {event.message}"
+    return terminal_safe(f"{stamp} {event.serial} event {event.kind.value}: {event.message}")
 
 
 # --- rich panel -----------------------------------------------------------------------------
@@ -228,13 +235,15 @@ def _kv_table() -> Table:
 
 
 def render(snap: Snapshot) -> RenderableType:
-    """The panel for one frame."""
+    """The panel for one frame. Every string the printer sent is made terminal-safe first
+    (``terminal_safe_copy``); the consoles drawing it do not read rich markup either."""
     from rich.console import Group
     from rich.panel import Panel
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
 
+    snap = terminal_safe_copy(snap)
     state, status, info = snap.state, snap.status, snap.info
     model = (info.model if info else None) or (state.model if state else None) or "printer"
     firmware = (info.firmware if info else None) or (state.firmware if state else None)
@@ -247,7 +256,7 @@ def render(snap: Snapshot) -> RenderableType:
     subtitle = snap.footer or None
     grid = _kv_table()
     link_style = "green" if status is not None and status.connected else "bold red"
-    grid.add_row("connection", Text(connection_text(status), style=link_style))
+    grid.add_row("connection", Text(terminal_safe(connection_text(status)), style=link_style))
     if state is None:
         grid.add_row("", Text("waiting for the first full report…", style="dim"))
         return Panel(grid, title=title, subtitle=subtitle, expand=False)
@@ -410,7 +419,7 @@ class PanelDisplay:
         from rich.console import Console
         from rich.live import Live
 
-        self.console = console or Console()
+        self.console = console or Console(markup=False)  # printer text is not markup
         self._live: Live = Live(
             console=self.console, auto_refresh=False, redirect_stderr=False, transient=False
         )
@@ -447,7 +456,7 @@ def print_once(snap: Snapshot, plain: bool = False) -> None:
         return
     from rich.console import Console
 
-    Console().print(render(snap))
+    Console(markup=False).print(render(snap))
 
 
 # --- following a printer --------------------------------------------------------------------

@@ -45,7 +45,10 @@ class Command:
     confirmed_by: Callable[[PrinterState], bool] | None = None
 
     def payload(self, sequence_id: str) -> dict[str, Any]:
-        return {self.cls: {"sequence_id": sequence_id, "command": self.name, **self.params}}
+        body = {"sequence_id": sequence_id, "command": self.name}
+        # The generated sequence_id and the command name win over params: a reply must match.
+        body.update((k, v) for k, v in self.params.items() if k not in body)
+        return {self.cls: body}
 
     @property
     def label(self) -> str:
@@ -126,12 +129,49 @@ def gcode(lines: str | Iterable[str]) -> Command:
     text = "\n".join(line for line in kept if line)
     if not text:
         raise ValueError("no G-code to send")
+    for line in text.splitlines():
+        problem = _gcode_line_problem(line)
+        if problem:
+            raise ValueError(f"G-code line {ascii(line)[:80]}: {problem}")
     return Command("print", "gcode_line", {"param": text + "\n", "user_id": "0"})
 
 
+def _gcode_line_problem(line: str) -> str | None:
+    if any("\ud800" <= char <= "\udfff" for char in line):
+        return "holds bytes that are not UTF-8 text"
+    if not line.isascii():
+        return "holds characters outside ASCII, which printers do not read in G-code"
+    if not line.isprintable():
+        return "holds control characters"
+    return None
+
+
+RESERVED_PARAMS = ("sequence_id", "command")
+
+
 def raw(cls: str, name: str, params: Mapping[str, Any] | None = None) -> Command:
-    """Any other command, for what the builders do not cover."""
-    return Command(cls, name, dict(params or {}))
+    """Any other command, for what the builders do not cover.
+
+    ``params`` may not set ``sequence_id`` or ``command`` (generated, so that the reply can
+    be matched) and must be JSON that can be sent: a ValueError says why not.
+    """
+    for what, text in (("class", cls), ("command", name)):
+        if not text or not text.isascii() or not text.isprintable() or " " in text:
+            raise ValueError(f"the {what} {text!r} must be a word: letters, digits, _ or -")
+    body = dict(params or {})
+    reserved = [key for key in RESERVED_PARAMS if key in body]
+    if reserved:
+        raise ValueError(
+            f"{' and '.join(reserved)} cannot be set: the sequence_id is generated and the "
+            "command is named by its own argument"
+        )
+    import orjson
+
+    try:
+        orjson.dumps(body)
+    except TypeError as exc:  # lone surrogates, integers beyond 64 bits, deep nesting
+        raise ValueError(f"cannot be sent as JSON: {exc}") from None
+    return Command(cls, name, body)
 
 
 @dataclass(frozen=True, slots=True)

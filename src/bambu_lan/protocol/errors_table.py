@@ -70,8 +70,15 @@ class HmsAlert:
         return self.code[4:]
 
 
+def hms_in_range(value: int) -> bool:
+    """An HMS ``attr`` or ``code`` is an unsigned 32-bit number; anything else is malformed."""
+    return type(value) is int and 0 <= value <= 0xFFFFFFFF
+
+
 def hms_code(attr: int, code: int) -> str:
-    """The canonical ``HMS_AAAA_BBBB_CCCC_DDDD`` form."""
+    """The canonical ``HMS_AAAA_BBBB_CCCC_DDDD`` form (ValueError outside 32 bits)."""
+    if not (hms_in_range(attr) and hms_in_range(code)):
+        raise ValueError(f"HMS attr/code outside 32 bits: {attr!r}, {code!r}")
     return f"HMS_{attr >> 16:04X}_{attr & 0xFFFF:04X}_{code >> 16:04X}_{code & 0xFFFF:04X}"
 
 

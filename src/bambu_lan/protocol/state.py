@@ -25,6 +25,7 @@ from bambu_lan.protocol.errors_table import (
     PrintError,
     decode_hms,
     decode_print_error,
+    hms_in_range,
 )
 from bambu_lan.protocol.models import (
     ModelInfo,
@@ -897,6 +898,9 @@ class StateBuilder:
                 continue
             attr, code = item.get("attr"), item.get("code")
             if isinstance(attr, int) and isinstance(code, int) and attr and code:
+                if not (hms_in_range(attr) and hms_in_range(code)):
+                    self._read._bad("hms", item)  # malformed: counted, never formatted
+                    continue
                 alerts.append(decode_hms(attr, code, series))
         return tuple(alerts)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+from bambu_lan.text import terminal_safe
 
 
 def safe(text: object, limit: int = 200) -> str:
-    """Control characters (escape sequences, newlines, bidi overrides) shown as ``?``."""
-    value = _CONTROL.sub("?", str(text))
+    """Control characters (escape sequences, newlines, bidi overrides) removed, by the one
+    terminal-safety rule of bambu_lan.text; long text shortened."""
+    value = terminal_safe(text)
     return value if len(value) <= limit else value[: limit - 1] + "…"
