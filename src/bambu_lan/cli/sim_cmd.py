@@ -15,7 +15,7 @@ import click
 
 from bambu_lan.errors import ConfigError
 
-_MODELS_HELP = "a1, a1mini, p1s or x1c"
+_MODELS_HELP = "a1, a1mini, p1s, x1c, p2s or h2d"
 
 
 @click.command(

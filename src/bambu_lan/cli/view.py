@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from bambu_lan.printer import Printer, Update
     from bambu_lan.protocol.events import Event
-    from bambu_lan.protocol.state import PrinterInfo, PrinterState, Tray
+    from bambu_lan.protocol.state import AmsUnit, Nozzle, PrinterInfo, PrinterState, Tray
     from bambu_lan.session import ConnectionStatus
 
 JOB_STYLES = {
@@ -161,6 +161,92 @@ def tray_text(tray: Tray) -> str:
     return " ".join(parts)
 
 
+def nozzle_name(nozzle: Nozzle, count: int) -> str:
+    """``nozzle``; on two-nozzle printers (H2D: index 0 right, 1 left) ``right nozzle``."""
+    if count == 1:
+        return "nozzle"
+    return {0: "right nozzle", 1: "left nozzle"}.get(nozzle.index, f"nozzle {nozzle.index + 1}")
+
+
+def nozzle_spec(nozzle: Nozzle) -> str:
+    """``0.4 mm hardened steel``, or "" when the printer did not say."""
+    parts = []
+    if nozzle.diameter is not None:
+        parts.append(f"{nozzle.diameter:g} mm")
+    if nozzle.type:
+        parts.append(nozzle.type.replace("_", " "))
+    return " ".join(parts)
+
+
+def ams_name(unit: AmsUnit) -> str:
+    """``AMS 2 Pro 1``, ``AMS HT 1`` (unit 128), ``AMS Lite 1`` (the A2L's unit 16 too)."""
+    number = unit.ams_id - 127 if unit.ams_id >= 128 else unit.ams_id % 16 + 1
+    return f"{unit.kind} {number}"
+
+
+def ams_about(unit: AmsUnit) -> str:
+    """``humidity 4/5 23%, 26 °C, drying 9 h 43 min left``."""
+    about = []
+    humidity = []
+    if unit.humidity is not None:
+        humidity.append(f"{unit.humidity}/5")
+    if unit.humidity_percent is not None:
+        humidity.append(f"{unit.humidity_percent}%")
+    if humidity:
+        about.append("humidity " + " ".join(humidity))
+    if unit.temperature:  # 0: no sensor (AMS Lite)
+        about.append(f"{unit.temperature:.0f} °C")
+    if unit.drying:
+        about.append(f"drying, {fmt_minutes(unit.drying_minutes_left)} left")
+    return ", ".join(about)
+
+
+def external_name(state: PrinterState, tray: Tray) -> str:
+    """``external spool``; ``external spool 254`` where a printer has several."""
+    if len(state.external_spools) > 1:
+        return f"external spool {tray.tray_id}"
+    return "external spool"
+
+
+def tray_name(state: PrinterState, tray_id: int) -> str:
+    """Where a tray is: ``AMS 2 Pro 1 slot 2``, ``AMS HT 1``, ``external spool``."""
+    for spool in state.external_spools:
+        if spool.tray_id == tray_id:
+            return external_name(state, spool)
+    for unit in state.ams:
+        for tray in unit.trays:
+            if tray.tray_id == tray_id:
+                if len(unit.trays) == 1:
+                    return ams_name(unit)
+                slot = tray.slot if tray.slot is not None else 0
+                return f"{ams_name(unit)} slot {slot + 1}"
+    return f"tray {tray_id}"
+
+
+def loaded_text(state: PrinterState) -> str:
+    """``AMS HT 1: PA #000000 100%`` or ``nothing loaded``."""
+    tray = state.tray(state.active_tray)
+    if tray is None:
+        return (
+            "nothing loaded" if state.active_tray is None else tray_name(state, state.active_tray)
+        )
+    return f"{tray_name(state, tray.tray_id)}: {tray_text(tray)}"
+
+
+def nozzles_text(state: PrinterState) -> str:
+    """``nozzle 219.8 → 220 °C``; two nozzles: ``right nozzle 219.8 → 220 °C (active), left
+    nozzle 40.0 °C``."""
+    nozzles = state.nozzles
+    if len(nozzles) <= 1:
+        t = state.temperatures
+        return f"nozzle {fmt_temp(t.nozzle, t.nozzle_target)}"
+    return ", ".join(
+        f"{nozzle_name(n, len(nozzles))} {fmt_temp(n.temperature, n.target)}"
+        + (" (active)" if n.active else "")
+        for n in nozzles
+    )
+
+
 # --- plain text -----------------------------------------------------------------------------
 
 
@@ -203,10 +289,15 @@ def _plain_line(snap: Snapshot) -> str:
     t = state.temperatures
     parts = [
         job_text(state),
-        f"nozzle {fmt_temp(t.nozzle, t.nozzle_target)}",
+        nozzles_text(state),
         f"bed {fmt_temp(t.bed, t.bed_target)}",
+    ]
+    if t.chamber_sensor:
+        parts.append(f"chamber {fmt_temp(t.chamber, t.chamber_target)}")
+    parts += [
         f"speed {speed_text(state)}",
         f"light {lights_text(state)}",
+        f"filament {loaded_text(state)}",
     ]
     if state.hms:
         parts.append("HMS " + ", ".join(a.short for a in state.hms))
@@ -293,11 +384,22 @@ def render(snap: Snapshot) -> RenderableType:
     # The machine.
     t = state.temperatures
     grid.add_row("", "")
-    grid.add_row("nozzle", fmt_temp(t.nozzle, t.nozzle_target))
+    nozzles = state.nozzles
+    if not nozzles:
+        grid.add_row("nozzle", fmt_temp(t.nozzle, t.nozzle_target))
+    for nozzle in nozzles:
+        reading = Text(fmt_temp(nozzle.temperature, nozzle.target))
+        if spec := nozzle_spec(nozzle):
+            reading.append(f"  {spec}", style="dim")
+        if nozzle.active and len(nozzles) > 1:
+            reading.append("  ◀ active", style="bold green")
+        grid.add_row(nozzle_name(nozzle, len(nozzles)), reading)
     grid.add_row("bed", fmt_temp(t.bed, t.bed_target))
     grid.add_row(
         "chamber",
-        fmt_temp(t.chamber, None) if t.chamber_sensor else Text("no sensor", style="dim"),
+        fmt_temp(t.chamber, t.chamber_target)
+        if t.chamber_sensor
+        else Text("no sensor", style="dim"),
     )
     fans = state.fans
     grid.add_row(
@@ -340,18 +442,29 @@ def render(snap: Snapshot) -> RenderableType:
     return Panel(Group(*rows), title=title, subtitle=subtitle, expand=False)
 
 
-def _trays_table(state: PrinterState) -> Table | None:
-    """AMS trays and the external spool: swatch, type, colour, remain, which is loaded."""
+def _trays_table(state: PrinterState) -> RenderableType | None:
+    """AMS units of every kind and the external spools: swatch, type, colour, remain, and
+    which one is loaded. One small grid per unit, all with the same column widths."""
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    if not state.ams and state.external_spool is None:
+    if not state.ams and not state.external_spools:
         return None
-    table = Table.grid(padding=(0, 1))
-    for _ in range(6):
-        table.add_column(no_wrap=True)
+    names = [f"  slot {n}" for n in range(1, 5)] + [
+        external_name(state, s) for s in state.external_spools
+    ]
+    types = [t.type for u in state.ams for t in u.trays] + [s.type for s in state.external_spools]
+    widths = (max(map(len, names)), 4, max(5, *map(len, types)), 7, 4)
 
-    def add(name: str, tray: Tray) -> None:
+    def grid() -> Table:
+        table = Table.grid(padding=(0, 1))
+        for width in widths:
+            table.add_column(no_wrap=True, width=width)
+        table.add_column(no_wrap=True)
+        return table
+
+    def add(table: Table, name: str, tray: Tray) -> None:
         swatch = Text("    ")
         if tray.color_hex and not tray.empty:
             swatch = Text("████", style=tray.color_hex)
@@ -364,20 +477,24 @@ def _trays_table(state: PrinterState) -> Table | None:
             Text("◀ loaded" if state.active_tray == tray.tray_id else "", style="bold green"),
         )
 
+    parts: list[RenderableType] = []
     for unit in state.ams:
-        about = []
-        if unit.humidity is not None:
-            about.append(f"humidity {unit.humidity}")
-        if unit.temperature:  # 0: no sensor (AMS Lite)
-            about.append(f"{unit.temperature:.0f} °C")
-        header = f"AMS {unit.ams_id + 1}" + (f" ({', '.join(about)})" if about else "")
-        table.add_row(Text(header, style="dim"))
+        about = ams_about(unit)
+        parts.append(Text(ams_name(unit) + (f" ({about})" if about else ""), style="dim"))
+        table = grid()
         for tray in unit.trays:
+            if len(unit.trays) == 1:
+                add(table, "  spool", tray)  # an AMS HT holds one
+                continue
             slot = (tray.slot if tray.slot is not None else tray.tray_id) + 1
-            add(f"  slot {slot}", tray)
-    if state.external_spool is not None:
-        add("external spool", state.external_spool)
-    return table
+            add(table, f"  slot {slot}", tray)
+        parts.append(table)
+    if state.external_spools:
+        table = grid()
+        for spool in state.external_spools:
+            add(table, external_name(state, spool), spool)
+        parts.append(table)
+    return Group(*parts)
 
 
 # --- displays -------------------------------------------------------------------------------

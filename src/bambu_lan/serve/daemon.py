@@ -106,6 +106,22 @@ def select_printers(farm: FarmConfig, settings: ServeSettings) -> list[PrinterCo
 def build_sinks(settings: ServeSettings) -> list[Sink]:
     """One sink per configured output, each imported only when used."""
     sinks: list[Sink] = [LogSink()]
+    if settings.metrics_port is not None:
+        from bambu_lan.serve.metrics import MetricsSink
+
+        sinks.append(MetricsSink())
+    if settings.mqtt is not None:
+        from bambu_lan.serve.mqtt_bridge import MqttBridge
+
+        sinks.append(
+            MqttBridge(
+                settings.mqtt,
+                ca_file=settings.mqtt_ca_file,
+                prefix=settings.mqtt_prefix,
+                discovery_prefix=settings.discovery_prefix,
+                instance_group=str(settings.shard or "all"),
+            )
+        )
     if settings.http_port is not None:
         web = _optional_module("bambu_lan.serve.web")
         if web is not None:

@@ -10,6 +10,7 @@
     discovery_prefix = "homeassistant"   # Home Assistant's MQTT discovery prefix
     metrics_port = 9851                  # Prometheus /metrics (and /healthz)
     http_port = 8080                     # health endpoint and the web page
+    web_token = "a-long-random-string"   # log in to the web page with it to use its controls
     bind = "127.0.0.1"                   # address of both ports; "0.0.0.0" for the LAN
     db = "postgresql://bambu@db/bambu"   # default: SQLite in the XDG data folder
     history = true                       # false: keep no job history
@@ -46,6 +47,7 @@ SERVE_KEYS = frozenset(
         "discovery_prefix",
         "metrics_port",
         "http_port",
+        "web_token",
         "bind",
         "db",
         "history",
@@ -154,6 +156,7 @@ class ServeSettings:
     discovery_prefix: str = "homeassistant"
     metrics_port: int | None = None
     http_port: int | None = None
+    web_token: Secret | None = None  # None: the web page is read-only
     bind: str = "127.0.0.1"
     db: str | None = None  # None: SQLite in the data folder
     history: bool = True
@@ -279,6 +282,7 @@ def parse_serve_table(data: dict[str, Any]) -> ServeSettings:
         ).strip("/"),
         metrics_port=_port(table.get("metrics_port"), "metrics_port"),
         http_port=_port(table.get("http_port"), "http_port"),
+        web_token=Secret(_str(table["web_token"], "web_token")) if "web_token" in table else None,
         bind=_str(table.get("bind", "127.0.0.1"), "bind"),
         db=_str(table["db"], "db") if "db" in table else None,
         history=history,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ModelProfile:
-    key: str  # CLI name: "a1", "a1mini", "p1s", "x1c"
+    key: str  # CLI name: "a1", "a1mini", "p1s", "x1c", "p2s", "h2d"
     product_name: str  # "Bambu Lab A1"
     model_code: str  # SSDP DevModel / get_version project_name: "N2S"
     serial_prefix: str  # first 3 characters of the serial: "039"
@@ -27,6 +27,14 @@ class ModelProfile:
     has_chamber_sensor: bool
     light_nodes: tuple[str, ...]
     has_ams_lite: bool  # AMS Lite (A1 family) vs AMS (P1/X1)
+    # Newer printers (P2S, H2 family): the ``device`` block (nozzles, chamber, bed), external
+    # spools in ``vir_slot``, AMS 2 Pro and AMS HT units (protocol.md §4.2, §4.3).
+    device_report: bool = False
+    extruders: int = 1  # the H2D has two: index 0 right, 1 left
+    external_spool_ids: tuple[int, ...] = (254,)  # vir_slot ids; P2S: 255, H2D: 254 and 255
+    ams_ht: bool = False  # an AMS HT (unit 128, one tray) beside the AMS 2 Pro
+    top_level_chamber: bool = True  # P2S reports the chamber only in device.ctc
+    top_level_vt_tray: bool = True  # P2S has no vt_tray, only vir_slot
 
     def default_serial(self, index: int = 0) -> str:
         """A 15-character upper-case serial with this model's prefix: ``039SIM000000001``."""
@@ -101,7 +109,50 @@ X1C = ModelProfile(
     has_ams_lite=False,
 )
 
-PROFILES: dict[str, ModelProfile] = {p.key: p for p in (A1, A1_MINI, P1S, X1C)}
+# Shaped on public captures of a P2S and an H2D (tests/protocol/captures/README.md).
+P2S = ModelProfile(
+    key="p2s",
+    product_name="Bambu Lab P2S",
+    model_code="N7",
+    serial_prefix="22E",
+    esp32_hw="AP04",
+    firmware="01.01.00.00",
+    drop_on_wildcard_subscribe=False,
+    drop_on_foreign_subscribe=False,
+    drop_on_request_subscribe=False,
+    max_sessions=16,
+    delta_reports=False,
+    has_chamber_sensor=True,
+    light_nodes=("chamber_light", "work_light"),
+    has_ams_lite=False,
+    device_report=True,
+    external_spool_ids=(255,),
+    top_level_chamber=False,
+    top_level_vt_tray=False,
+)
+
+H2D = ModelProfile(
+    key="h2d",
+    product_name="Bambu Lab H2D",
+    model_code="O1D",
+    serial_prefix="094",
+    esp32_hw="AP05",
+    firmware="01.01.02.07",
+    drop_on_wildcard_subscribe=False,
+    drop_on_foreign_subscribe=False,
+    drop_on_request_subscribe=False,
+    max_sessions=16,
+    delta_reports=False,
+    has_chamber_sensor=True,
+    light_nodes=("chamber_light", "work_light", "chamber_light2"),
+    has_ams_lite=False,
+    device_report=True,
+    extruders=2,
+    external_spool_ids=(254, 255),
+    ams_ht=True,
+)
+
+PROFILES: dict[str, ModelProfile] = {p.key: p for p in (A1, A1_MINI, P1S, X1C, P2S, H2D)}
 
 
 def get_profile(key: str) -> ModelProfile:

@@ -24,6 +24,7 @@ Family = Literal["a1", "p1", "x1"]
 EXTERNAL_SPOOL: Final = "254"
 NO_TRAY: Final = "255"
 EXTERNAL_AMS_IDS: Final = frozenset({254, 255})  # ams_id values that name the external spool
+AMS_HT_FIRST_ID: Final = 128  # AMS HT units are 128-135, their one tray has the unit's id
 
 # spd_lvl -> spd_mag (§4.2; values as the slicers show them).
 SPEED_MAGNITUDES: Final[dict[int, int]] = {1: 50, 2: 100, 3: 124, 4: 166}
@@ -261,10 +262,13 @@ def refresh_ams_bits(ams: JsonObject) -> None:
     unit_bits = tray_bits = bambu_bits = 0
     for unit in ams["ams"]:
         unit_id = int(unit["id"])
-        unit_bits |= 1 << unit_id
+        # AMS HT units (128-135) take the bits after the four AMS: 128 is unit bit 4 (as in
+        # a real H2D's "ams_exist_bits": "11" with AMS 0 and AMS HT 128).
+        index = unit_id if unit_id < AMS_HT_FIRST_ID else 4 + unit_id - AMS_HT_FIRST_ID
+        unit_bits |= 1 << index
         for tray in unit["tray"]:
             if tray_is_loaded(tray):
-                bit = 1 << (unit_id * 4 + int(tray["id"]))
+                bit = 1 << (index * 4 + int(tray["id"]))
                 tray_bits |= bit
                 if tray["tag_uid"] != _ZERO_TAG_UID:
                     bambu_bits |= bit
@@ -303,11 +307,36 @@ _DEFAULT_SPOOLS: Final = (
 
 
 def build_ams_unit(profile: ModelProfile, serial: str, unit: int = 0) -> JsonObject:
-    """One AMS (P1/X1) or AMS Lite (A1) unit with four loaded trays."""
+    """One AMS (P1/X1), AMS Lite (A1) or AMS 2 Pro (P2S/H2) unit with four loaded trays."""
     trays = [build_tray(serial, slot, spool) for slot, spool in enumerate(_DEFAULT_SPOOLS)]
     # AMS Lite has no temperature sensor: it reports "0.0".
     temp = "0.0" if profile.has_ams_lite else "24.6"
-    return {"id": str(unit), "humidity": "4", "temp": temp, "tray": trays}
+    if not profile.device_report:
+        return {"id": str(unit), "humidity": "4", "temp": temp, "tray": trays}
+    # AMS 2 Pro: humidity in percent too, drying time left, kind in the low digit of info.
+    return {
+        "dry_time": 0,
+        "humidity": "4",
+        "humidity_raw": "23",
+        "id": str(unit),
+        "info": "2003",
+        "temp": temp,
+        "tray": [{**tray, "state": 11 if tray_is_loaded(tray) else 0} for tray in trays],
+    }
+
+
+def build_ams_ht_unit(serial: str, unit: int = AMS_HT_FIRST_ID) -> JsonObject:
+    """An AMS HT: one tray whose id, in tray_now and in the client's eyes, is the unit id."""
+    tray = build_tray(serial, 0, Spool("PA", "000000FF", 100))
+    return {
+        "dry_time": 0,
+        "humidity": "0",  # no humidity level, only the percentage
+        "humidity_raw": "6",
+        "id": str(unit),
+        "info": "2004",
+        "temp": "27.9",
+        "tray": [{**tray, "state": 11}],
+    }
 
 
 # --- the full print object ----------------------------------------------------------------
@@ -406,6 +435,8 @@ def build_print_object(
     """
     family = model_family(profile)
     ams_units = [build_ams_unit(profile, serial)]
+    if profile.ams_ht:
+        ams_units.append(build_ams_ht_unit(serial))
     report: JsonObject = {
         "upgrade_state": _upgrade_state(serial, family),
         "ipcam": _ipcam(family),
@@ -488,6 +519,85 @@ def build_print_object(
     return report
 
 
+# --- the newer printers' device block (P2S, H2 family) ------------------------------------
+
+
+def packed_temperature(current: float, target: float) -> int:
+    """``target << 16 | current`` in whole degrees, as ``device`` reports temperatures."""
+    return (max(0, round(target)) & 0xFFFF) << 16 | (max(0, round(current)) & 0xFFFF)
+
+
+_NOTHING_LOADED: Final = 0xFFFF  # snow: no AMS (0xFF), no slot (0xFF)
+
+
+def extruder_source(tray_now: str, vir_slot_id: int) -> int:
+    """``snow`` of an extruder from a ``tray_now`` value: ``ams_id << 8 | slot``; the external
+    spool is its vir_slot id in the high byte, slot 0."""
+    try:
+        tray = int(tray_now)
+    except ValueError:
+        return _NOTHING_LOADED
+    if tray == int(NO_TRAY):
+        return _NOTHING_LOADED
+    if tray == int(EXTERNAL_SPOOL):
+        return vir_slot_id << 8
+    if tray >= AMS_HT_FIRST_ID:
+        return tray << 8
+    return (tray // 4) << 8 | tray % 4
+
+
+def build_device(
+    profile: ModelProfile, printed: JsonObject, *, chamber: float, idle_nozzle: float
+) -> JsonObject:
+    """The ``device`` block from the top-level readings: extruders (active one: 0), nozzles,
+    chamber (``ctc``) and bed, temperatures packed (§15)."""
+    nozzle = packed_temperature(printed["nozzle_temper"], printed["nozzle_target_temper"])
+    tray_now = printed["ams"]["tray_now"]
+    extruders = []
+    for index in range(profile.extruders):
+        # Extruder 0 (right) feeds from the last external holder (255), extruder 1 from 254.
+        holder = profile.external_spool_ids[-1 - index % len(profile.external_spool_ids)]
+        active = index == 0
+        extruders.append(
+            {
+                "filam_bak": [],
+                "id": index,
+                "snow": extruder_source(tray_now, holder) if active else 0xFEFF,
+                "temp": nozzle if active else packed_temperature(idle_nozzle, 0),
+            }
+        )
+    return {
+        "bed": {
+            "info": {
+                "temp": packed_temperature(printed["bed_temper"], printed["bed_target_temper"])
+            },
+            "state": 2,
+        },
+        "ctc": {"info": {"temp": packed_temperature(chamber, 0)}, "state": 0},
+        "extruder": {"info": extruders, "state": profile.extruders},  # active << 4: 0
+        "nozzle": {
+            "exist": (1 << profile.extruders) - 1,
+            "info": [
+                {"diameter": 0.4, "id": index, "tm": 0, "type": "HS01", "wear": 0}
+                for index in range(profile.extruders)
+            ],
+            "state": 0,
+        },
+    }
+
+
+def build_vir_slot(profile: ModelProfile, serial: str, vt_tray: JsonObject) -> list[JsonObject]:
+    """``vir_slot``: the external spool holders; the main one (the last id) is ``vt_tray``."""
+    holders = []
+    for holder in profile.external_spool_ids:
+        if holder == profile.external_spool_ids[-1]:
+            holders.append({**vt_tray, "id": str(holder)})
+        else:
+            empty = build_external_tray(serial, Spool(tray_type="", color="00000000", remain=0))
+            holders.append({**empty, "id": str(holder), "tray_info_idx": ""})
+    return holders
+
+
 # --- get_version --------------------------------------------------------------------------
 
 
@@ -507,6 +617,20 @@ def _module_table(profile: ModelProfile) -> tuple[_Module, ...]:
     """Module names and hardware per family (§4.8, §11); firmware numbers are our own."""
     family = model_family(profile)
     code = profile.model_code
+    if profile.device_report:
+        # Newer firmware: product names, empty project names, AMS 2 Pro as n3f, AMS HT as n3s.
+        modules = [
+            _Module("ota", "", profile.firmware, "N/A", flag=3),
+            _Module("n3f/0", "", "02.00.19.47", "N3F05"),
+        ]
+        if profile.ams_ht:
+            modules.append(_Module(f"n3s/{AMS_HT_FIRST_ID}", "", "00.00.04.28", "N3S05"))
+        modules += [
+            _Module("mc", "", "02.02.56.50", "MC09", loader_ver="02.02.56.50"),
+            _Module("th", "", "02.00.17.46", "TH08", loader_ver="00.00.17.22"),
+            _Module("ap", "", "00.00.50.02", profile.esp32_hw, loader_ver="00.00.01.11"),
+        ]
+        return tuple(modules)
     if family == "a1":
         return (
             _Module("ota", code, profile.firmware, "OTA", flag=3),
@@ -540,7 +664,7 @@ def build_version_modules(
     """The ``module`` list of the ``get_version`` reply; ``sn`` of ``ota`` is the serial."""
     modules: list[JsonObject] = []
     for spec in _module_table(profile):
-        if spec.name.startswith("ams") and not with_ams:
+        if spec.name.startswith(("ams", "n3f/", "n3s/")) and not with_ams:
             continue
         if spec.name == "ota":
             sn = serial
@@ -549,6 +673,8 @@ def build_version_modules(
         else:
             sn = ""
         module: JsonObject = {"name": spec.name, "project_name": spec.project_name}
+        if profile.device_report:
+            module["product_name"] = _product_name(profile, spec.name)
         module["sw_ver"] = spec.sw_ver
         if spec.loader_ver is not None:
             module["loader_ver"] = spec.loader_ver
@@ -557,3 +683,11 @@ def build_version_modules(
         module |= {"hw_ver": spec.hw_ver, "sn": sn, "flag": spec.flag}
         modules.append(module)
     return modules
+
+
+def _product_name(profile: ModelProfile, module: str) -> str:
+    """``product_name`` of a module on newer firmware: "Bambu Lab H2D", "AMS HT (1)"."""
+    if module == "ota":
+        return profile.product_name
+    kind = {"n3f": "AMS 2 Pro", "n3s": "AMS HT"}.get(module.partition("/")[0])
+    return f"{kind} (1)" if kind else ""

@@ -82,7 +82,7 @@ class Reports:
         self._send({"print": body}, push=True)
 
     def _full_message(self) -> JsonObject:
-        body = dict(self._state.report)
+        body = self._state.published_report()
         body["command"] = "push_status"
         if self._state.profile.delta_reports:
             body["msg"] = 0

@@ -216,6 +216,24 @@ class ModelState:
         gear = (self.report["fan_gear"] & ~(0xFF << shift)) | (value << shift)
         self.set("fan_gear", gear)
 
+    def published_report(self) -> JsonObject:
+        """The full ``print`` object as this model sends it: P2S and H2 add the ``device`` block
+        and ``vir_slot`` made from the same readings (and the P2S leaves out what it does not
+        report at the top level)."""
+        body = dict(self.report)
+        profile = self.profile
+        if profile.device_report:
+            chamber = float(body["chamber_temper"])
+            body["device"] = report.build_device(
+                profile, body, chamber=chamber, idle_nozzle=chamber
+            )
+            body["vir_slot"] = report.build_vir_slot(profile, self.serial, body["vt_tray"])
+            if not profile.top_level_vt_tray:
+                del body["vt_tray"]
+            if not profile.top_level_chamber:
+                del body["chamber_temper"]
+        return body
+
     # --- trays and alerts -----------------------------------------------------------------
 
     def set_tray_now(self, tray: str) -> None:
@@ -246,6 +264,8 @@ class ModelState:
         else:
             found = None
             unit_id, slot = divmod(int(tray), 4)
+            if int(tray) >= report.AMS_HT_FIRST_ID:
+                unit_id, slot = int(tray), 0  # an AMS HT: the tray id is the unit id
             for unit in self.report["ams"]["ams"]:
                 if unit["id"] == str(unit_id) and slot < len(unit["tray"]):
                     found = unit["tray"][slot].get("tray_type")

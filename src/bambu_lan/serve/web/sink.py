@@ -1,0 +1,131 @@
+"""The dashboard as one of ``serve``'s sinks: the hub's printers are the page's printers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from bambu_lan.config import Secret
+from bambu_lan.serve.hub import Hub, Sink, WatchedPrinter
+from bambu_lan.serve.web.auth import how_to_log_in
+from bambu_lan.serve.web.source import HistoryQuery, JobLog, JobRecord, PrinterEntry
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bambu_lan.protocol.events import Event
+    from bambu_lan.protocol.state import PrinterState
+    from bambu_lan.serve.settings import ServeSettings
+    from bambu_lan.serve.web.app import Dashboard
+
+log = logging.getLogger("bambu_lan.serve.web")
+
+TOKEN_ENV = "BAMBU_WEB_TOKEN"  # noqa: S105 (a variable name, not a secret)
+
+
+class WebSink(Sink):
+    """Keeps the page's cards current from the hub's updates; sends its controls to the hub."""
+
+    name = "web"
+
+    def __init__(self, secret: Secret | None, *, bind: str = "127.0.0.1", port: int = 0) -> None:
+        self.secret = secret
+        self.bind = bind
+        self.port = port
+        self.hub: Hub | None = None
+        self.jobs = JobLog()
+        self.dashboard: Dashboard | None = None
+        # Changed serials: a set, so a page that is not being served never grows a backlog.
+        self._changed: set[str] = set()
+        self._wake = asyncio.Event()
+
+    # -- Sink --
+
+    async def start(self, hub: Hub) -> None:
+        self.hub = hub
+        log.info("%s", how_to_log_in(bool(self.secret), f"http://{self.bind}:{self.port}/"))
+
+    def setup_http(self, app: web.Application) -> None:
+        from bambu_lan.serve.web.app import install
+
+        self.dashboard = install(app, self, secret=self.secret)
+
+    def printer_added(self, printer: WatchedPrinter) -> None:
+        self._mark(printer.serial)
+
+    def printer_removed(self, printer: WatchedPrinter) -> None:
+        self._mark(printer.serial)
+
+    def state(self, printer: WatchedPrinter, state: PrinterState) -> None:
+        self._mark(printer.serial)
+
+    def event(self, printer: WatchedPrinter, event: Event) -> None:
+        self.jobs.record(event, printer.name, printer.state)
+        self._mark(printer.serial)
+
+    def _mark(self, serial: str) -> None:
+        self._changed.add(serial)
+        self._wake.set()
+
+    def health(self) -> dict[str, Any]:
+        pages = len(self.dashboard.live.subscribers) if self.dashboard else 0
+        return {"ok": True, "open_pages": pages, "controls": bool(self.secret)}
+
+    # -- DashboardSource --
+
+    def printers(self) -> dict[str, PrinterEntry]:
+        if self.hub is None:
+            return {}
+        out: dict[str, PrinterEntry] = {}
+        for serial, watched in self.hub.printers.items():
+            status = watched.status
+            if watched.online:
+                connection = "connected"
+            elif status.error is not None:
+                connection = f"offline: {status.last_error}"
+            elif status.connects:
+                connection = "offline"
+            else:
+                connection = "connecting"
+            out[serial] = PrinterEntry(
+                serial=serial,
+                name=watched.name,
+                state=watched.state,
+                online=watched.online,
+                connection=connection,
+            )
+        return out
+
+    async def updates(self) -> AsyncIterator[str]:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            changed, self._changed = self._changed, set()
+            for serial in changed:
+                yield serial
+
+    async def command(self, serial: str, action: str, value: int | bool | None) -> str:
+        if self.hub is None or serial not in self.hub.printers:
+            raise KeyError(serial)
+        result = await self.hub.printers[serial].command(action, value)
+        return "accepted, confirmed by the printer" if result.confirmed else "accepted"
+
+    async def history(self, query: HistoryQuery) -> Sequence[JobRecord] | None:
+        return self.jobs.find(query)
+
+    async def snapshot(self, serial: str) -> bytes | None:
+        return None
+
+    def mjpeg(self, serial: str) -> AsyncIterator[bytes] | None:
+        return None
+
+
+def create_sink(settings: ServeSettings) -> WebSink:
+    """The web sink for ``serve``'s settings (``web_token``, else ``$BAMBU_WEB_TOKEN``)."""
+    secret = settings.web_token
+    if secret is None and os.environ.get(TOKEN_ENV):
+        secret = Secret(os.environ[TOKEN_ENV])
+    return WebSink(secret, bind=settings.bind, port=settings.http_port or 0)
