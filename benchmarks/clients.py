@@ -441,6 +441,45 @@ def handle_bambu_lan(cfg: Config, full: bytes, deltas: list[bytes]) -> Config:
 
     if stage == "decode+merge+state":
         return time_handler(decode_merge_build, deltas, cfg)
+    if stage == "pipeline":
+        # decode, merge, typed state, events through the public protocol functions alone:
+        # the core without its own bookkeeping (replies, link events).
+        from bambu_lan.protocol.events import EventTracker
+
+        pipe_builder = StateBuilder(cfg["serial"])
+        tracker = EventTracker(cfg["serial"])
+        pipe_raw: dict[str, Any] = {}
+
+        def pipeline(payload: bytes) -> None:
+            nonlocal pipe_raw
+            body = decode_payload(payload)
+            assert body is not None
+            report = body["print"]
+            pipe_raw, full_report = apply_push(pipe_raw, report)
+            tracker.update(
+                pipe_builder.build(pipe_raw, None if full_report else report.keys(), True)
+            )
+
+        pipeline(full)
+        return time_handler(pipeline, deltas, cfg)
+    if stage == "every field read":
+        # The handler, then a consumer that reads every field of every snapshot (sections
+        # are built on first read: this is the cost of all of them, every delta).
+        import dataclasses
+
+        assert core.state is not None
+        names = [f.name for f in dataclasses.fields(core.state)]
+
+        def handle_and_read(payload: bytes) -> None:
+            state = feed_state(payload)
+            for name in names:
+                getattr(state, name)
+
+        def feed_state(payload: bytes) -> Any:
+            core.feed(payload, 0.0)
+            return core.state
+
+        return time_handler(handle_and_read, deltas, cfg)
     raise SystemExit(f"unknown stage {stage}")
 
 
