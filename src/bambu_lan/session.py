@@ -248,7 +248,7 @@ class _Link:
             # The thread cannot be stopped, but its socket can be shut: a hung handshake ends
             # now. Whatever it opens is closed, or the printer keeps a half-open session.
             self._interrupt_handshake()
-            connecting.add_done_callback(lambda _: self.abort())
+            connecting.add_done_callback(self._abandoned)
             raise
         except TrustError:
             raise
@@ -280,6 +280,14 @@ class _Link:
         raise ClosedBeforeConnack(
             f"{self.cfg.host}:{self.cfg.port} closed the connection before answering CONNECT"
         )
+
+    def _abandoned(self, connecting: asyncio.Future[Any]) -> None:
+        """The connect we stopped waiting for has ended: close what it opened. Its error
+        (the handshake we interrupted) is expected, and read here so asyncio does not report
+        it as never retrieved."""
+        if not connecting.cancelled():
+            connecting.exception()
+        self.abort()
 
     def _interrupt_handshake(self) -> None:
         sock = self._handshaking
