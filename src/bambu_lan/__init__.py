@@ -52,6 +52,16 @@ _EXPORTS: dict[str, str] = {
     "Outcome": "bambu_lan.protocol.core",
     "PrinterInfo": "bambu_lan.protocol.state",
     "LinkState": "bambu_lan.session",
+    "FileTransferError": "bambu_lan.errors",
+    "PrintFailed": "bambu_lan.errors",
+    "PrintFileError": "bambu_lan.errors",
+    "RemoteFileNotFound": "bambu_lan.errors",
+    "StorageFull": "bambu_lan.errors",
+    "Storage": "bambu_lan.files",
+    "SyncStorage": "bambu_lan.files",
+    "RemoteEntry": "bambu_lan.files",
+    "PrintOptions": "bambu_lan.print_job",
+    "PrintStarted": "bambu_lan.print_job",
 }
 
 __all__ = [
@@ -73,6 +83,7 @@ __all__ = [
     "Event",
     "EventKind",
     "Farm",
+    "FileTransferError",
     "HostNotFound",
     "JobState",
     "LinkState",
@@ -80,18 +91,27 @@ __all__ = [
     "Outcome",
     "Outgoing",
     "Pending",
+    "PrintFailed",
+    "PrintFileError",
+    "PrintOptions",
+    "PrintStarted",
     "Printer",
     "PrinterConfig",
     "PrinterCore",
     "PrinterInfo",
     "PrinterOptions",
     "PrinterState",
+    "RemoteEntry",
+    "RemoteFileNotFound",
     "Reply",
     "Secret",
     "ServerUnavailable",
     "SessionOptions",
     "Step",
+    "Storage",
+    "StorageFull",
     "SyncPrinter",
+    "SyncStorage",
     "TrustConfig",
     "TrustError",
     "Update",
@@ -128,12 +148,19 @@ if TYPE_CHECKING:
         ConnectError,
         ConnectTimeout,
         DeveloperModeRequired,
+        FileTransferError,
         HostNotFound,
         NotConnected,
+        PrintFailed,
+        PrintFileError,
+        RemoteFileNotFound,
         ServerUnavailable,
+        StorageFull,
         TrustError,
     )
     from bambu_lan.farm import Farm
+    from bambu_lan.files import RemoteEntry, Storage, SyncStorage
+    from bambu_lan.print_job import PrintOptions, PrintStarted
     from bambu_lan.printer import CommandResult, Printer, PrinterOptions, Update, UpdateStream
     from bambu_lan.protocol.commands import Command, Reply
     from bambu_lan.protocol.core import Outcome, Outgoing, Pending, PrinterCore, Step
