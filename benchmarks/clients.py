@@ -180,7 +180,7 @@ def make_bambulabs_api(
 
     printer = bambulabs_api.Printer(cfg["host"], cfg["access_code"], cfg["serial"])
     if cfg["port"] != 8883:
-        printer.mqtt_client._port = cfg["port"]  # Printer() has no port argument
+        printer.mqtt_client._port = cfg["port"]  # Printer() has no port argument  # noqa: SLF001 - the peer's own hook (no public one)
 
     def hook(mqtt_client: Any, client: Any, userdata: Any, message: Any) -> None:
         on_message()
@@ -229,7 +229,7 @@ def make_bpm(
     )
     printer = BambuPrinter(config=config)
     printer.get_sdcard_3mf_files = dict
-    handler = printer._on_message
+    handler = printer._on_message  # noqa: SLF001 - the peer's own hook (no public one)
 
     def hook(text: str) -> None:
         handler(text)
@@ -237,7 +237,7 @@ def make_bpm(
         if '"msg":0' in text and '"push_status"' in text:
             on_full()
 
-    printer._on_message = hook  # its paho callback looks the handler up on each message
+    printer._on_message = hook  # its paho callback looks the handler up on each message  # noqa: SLF001 - the peer's own hook (no public one)
     return printer
 
 
@@ -264,14 +264,14 @@ def make_comms(cfg: Config, on_message: Callable[[bytes], None] | None = None) -
         )
     )
     if on_message is not None:
-        handler = client._on_message
+        handler = client._on_message  # noqa: SLF001 - the peer's own hook (no public one)
         hook = on_message
 
         def wrapped(mqtt_client: Any, userdata: Any, message: Any) -> None:
             handler(mqtt_client, userdata, message)
             hook(message.payload)
 
-        client._on_message = wrapped  # connect() hands self._on_message to paho
+        client._on_message = wrapped  # connect() hands self._on_message to paho  # noqa: SLF001 - the peer's own hook (no public one)
     return client
 
 
@@ -367,29 +367,29 @@ def handle(cfg: Config) -> None:
         from bambulabs_api.mqtt_client import PrinterMQTTClient
 
         client = PrinterMQTTClient("127.0.0.1", "12345678", serial)
-        client._on_message(None, None, paho_messages([full], serial)[0])
+        client._on_message(None, None, paho_messages([full], serial)[0])  # noqa: SLF001 - the peer's own hook (no public one)
 
         def api_handler(message: Any) -> None:
-            client._on_message(None, None, message)
+            client._on_message(None, None, message)  # noqa: SLF001 - the peer's own hook (no public one)
 
         result = time_handler(api_handler, paho_messages(deltas, serial), cfg)
     elif lib == "bambu-printer-manager":
         info = {"host": "127.0.0.1", "port": 8883, "serial": serial, "access_code": "12345678"}
         printer = make_bpm(info, lambda: None)
-        printer._on_message(full.decode("utf-8"))
+        printer._on_message(full.decode("utf-8"))  # noqa: SLF001 - the peer's own hook (no public one)
 
         def bpm_handler(message: Any) -> None:
             # What its paho on_message does: decode to str, then the handler.
-            printer._on_message(message.payload.decode("utf-8"))
+            printer._on_message(message.payload.decode("utf-8"))  # noqa: SLF001 - the peer's own hook (no public one)
 
         result = time_handler(bpm_handler, paho_messages(deltas, serial), cfg)
     elif lib == "bambu-mqtt-comms":
         info = {"host": "127.0.0.1", "port": 8883, "serial": serial, "access_code": "12345678"}
         comms = make_comms(info)
-        comms._on_message(None, None, paho_messages([full], serial)[0])
+        comms._on_message(None, None, paho_messages([full], serial)[0])  # noqa: SLF001 - the peer's own hook (no public one)
 
         def comms_handler(message: Any) -> None:
-            comms._on_message(None, None, message)
+            comms._on_message(None, None, message)  # noqa: SLF001 - the peer's own hook (no public one)
 
         result = time_handler(comms_handler, paho_messages(deltas, serial), cfg)
     elif lib == "json.loads":

@@ -62,12 +62,28 @@ _EXPORTS: dict[str, str] = {
     "RemoteEntry": "bambu_lan.files",
     "PrintOptions": "bambu_lan.print_job",
     "PrintStarted": "bambu_lan.print_job",
+    "AmsKind": "bambu_lan.protocol.state",
+    "AmsUnit": "bambu_lan.protocol.state",
+    "Fans": "bambu_lan.protocol.state",
+    "Job": "bambu_lan.protocol.state",
+    "Nozzle": "bambu_lan.protocol.state",
+    "Speed": "bambu_lan.protocol.state",
+    "Temperatures": "bambu_lan.protocol.state",
+    "Tray": "bambu_lan.protocol.state",
+    "HmsAlert": "bambu_lan.protocol.errors_table",
+    "PrintError": "bambu_lan.protocol.errors_table",
+    "SequenceIds": "bambu_lan.protocol.commands",
+    "Progress": "bambu_lan.files",
+    "Camera": "bambu_lan.camera",
 }
 
 __all__ = [
+    "AmsKind",
+    "AmsUnit",
     "AuthError",
     "BambuError",
     "BambuTimeout",
+    "Camera",
     "ClosedBeforeConnack",
     "Command",
     "CommandError",
@@ -82,15 +98,20 @@ __all__ = [
     "DeveloperModeRequired",
     "Event",
     "EventKind",
+    "Fans",
     "Farm",
     "FileTransferError",
+    "HmsAlert",
     "HostNotFound",
+    "Job",
     "JobState",
     "LinkState",
     "NotConnected",
+    "Nozzle",
     "Outcome",
     "Outgoing",
     "Pending",
+    "PrintError",
     "PrintFailed",
     "PrintFileError",
     "PrintOptions",
@@ -101,17 +122,22 @@ __all__ = [
     "PrinterInfo",
     "PrinterOptions",
     "PrinterState",
+    "Progress",
     "RemoteEntry",
     "RemoteFileNotFound",
     "Reply",
     "Secret",
+    "SequenceIds",
     "ServerUnavailable",
     "SessionOptions",
+    "Speed",
     "Step",
     "Storage",
     "StorageFull",
     "SyncPrinter",
     "SyncStorage",
+    "Temperatures",
+    "Tray",
     "TrustConfig",
     "TrustError",
     "Update",
@@ -134,6 +160,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from bambu_lan.camera import Camera
     from bambu_lan.config import PrinterConfig, Secret, resolve_printer
     from bambu_lan.errors import (
         AuthError,
@@ -159,13 +186,26 @@ if TYPE_CHECKING:
         TrustError,
     )
     from bambu_lan.farm import Farm
-    from bambu_lan.files import RemoteEntry, Storage, SyncStorage
+    from bambu_lan.files import Progress, RemoteEntry, Storage, SyncStorage
     from bambu_lan.print_job import PrintOptions, PrintStarted
     from bambu_lan.printer import CommandResult, Printer, PrinterOptions, Update, UpdateStream
-    from bambu_lan.protocol.commands import Command, Reply
+    from bambu_lan.protocol.commands import Command, Reply, SequenceIds
     from bambu_lan.protocol.core import Outcome, Outgoing, Pending, PrinterCore, Step
+    from bambu_lan.protocol.errors_table import HmsAlert, PrintError
     from bambu_lan.protocol.events import Event, EventKind
-    from bambu_lan.protocol.state import JobState, PrinterInfo, PrinterState
+    from bambu_lan.protocol.state import (
+        AmsKind,
+        AmsUnit,
+        Fans,
+        Job,
+        JobState,
+        Nozzle,
+        PrinterInfo,
+        PrinterState,
+        Speed,
+        Temperatures,
+        Tray,
+    )
     from bambu_lan.session import ConnectionStatus, LinkState, SessionOptions
     from bambu_lan.sync import SyncPrinter
     from bambu_lan.trust import TrustConfig

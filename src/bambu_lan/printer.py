@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bambu_lan.config import DEFAULT_FTPS_PORT, PrinterConfig, Secret
 from bambu_lan.errors import (
     BambuError,
+    BambuTimeout,
     CommandTimeout,
     ConfigError,
     ConnectTimeout,
@@ -170,11 +171,11 @@ class _Fanout:
 
     def put(self, item: Update) -> None:
         for stream in self.streams:
-            stream._put(item)
+            stream._put(item)  # noqa: SLF001 - this module's own stream
 
     def end(self) -> None:
         for stream in list(self.streams):
-            stream._end()
+            stream._end()  # noqa: SLF001 - this module's own stream
         self.streams.clear()
 
 
@@ -427,7 +428,7 @@ class Printer:
     @classmethod
     def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> Printer:
         printer = cls.__new__(cls)
-        printer._setup(cfg, options)
+        printer._setup(cfg, options)  # noqa: SLF001 - the constructor's own set-up
         return printer
 
     def _setup(self, cfg: PrinterConfig, options: PrinterOptions | None) -> None:
@@ -455,7 +456,7 @@ class Printer:
             conn = self._conn = _acquire(self.config, self.options)
             early, self._early = self._early, []
             for stream in early:
-                stream._attach(conn.fanout)
+                stream._attach(conn.fanout)  # noqa: SLF001 - this module's own stream
 
     async def connect(self, timeout: float | None = None) -> None:
         """Connect, waiting out passing trouble (a printer at its session limit, starting up,
@@ -492,7 +493,7 @@ class Printer:
         conn, self._conn = self._conn, None
         early, self._early = self._early, []
         for stream in early:
-            stream._end()
+            stream._end()  # noqa: SLF001 - this module's own stream
         if conn is not None:
             await _release(conn)
 
@@ -546,7 +547,7 @@ class Printer:
             ) or conn.status.state is LinkState.FAILED
 
         if not await conn.wait_until(ready, timeout):
-            raise CommandTimeout(
+            raise BambuTimeout(
                 f"no full report from {self.config.label} within {timeout:g} s"
                 + (f" ({conn.status.last_error})" if conn.status.last_error else ""),
                 hint="run `bambu-lan doctor` to see where it stops",
@@ -568,7 +569,7 @@ class Printer:
         if not await conn.wait_until(
             lambda: conn.state is not None and conn.state.updated_at > before, timeout
         ):
-            raise CommandTimeout(f"no report from {self.config.label} within {timeout:g} s")
+            raise BambuTimeout(f"no report from {self.config.label} within {timeout:g} s")
         assert conn.state is not None
         return conn.state
 
@@ -587,8 +588,8 @@ class Printer:
             self._early.append(stream)
         else:
             if states and conn.state is not None:
-                stream._put(conn.state)
-            stream._attach(conn.fanout)
+                stream._put(conn.state)  # noqa: SLF001 - this module's own stream
+            stream._attach(conn.fanout)  # noqa: SLF001
         return stream
 
     def events(self) -> AsyncIterator[Event]:

@@ -224,7 +224,7 @@ class _Link:
             def do_handshake(self, block: bool = False) -> None:
                 owner = link()
                 if owner is not None:
-                    owner._handshaking = self
+                    owner._handshaking = self  # noqa: SLF001 - this module's link
                 super().do_handshake(block)
 
         ctx.sslsocket_class = TrackedSSLSocket
@@ -407,7 +407,8 @@ class _Link:
         elif self._sock is not None:
             self._detach(self._sock)
         with contextlib.suppress(Exception):
-            self.client._sock_close()
+            # paho has no public way to drop the socket without a DISCONNECT.
+            self.client._sock_close()  # noqa: SLF001
         if not self.closed.done():
             self.closed.set_result(why)
 

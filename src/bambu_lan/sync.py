@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bambu_lan.config import DEFAULT_FTPS_PORT, PrinterConfig, Secret
 from bambu_lan.printer import CommandResult, Printer, PrinterOptions, Update
+from bambu_lan.protocol.commands import Command
 from bambu_lan.protocol.events import Event
 from bambu_lan.protocol.state import PrinterInfo, PrinterState
 from bambu_lan.protocol.topics import DEFAULT_PORT
@@ -116,7 +117,7 @@ class SyncPrinter:
     @classmethod
     def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> SyncPrinter:
         printer = cls.__new__(cls)
-        printer._setup(Printer.from_config(cfg, options))
+        printer._setup(Printer.from_config(cfg, options))  # noqa: SLF001 - own set-up
         return printer
 
     def _setup(self, printer: Printer) -> None:
@@ -179,12 +180,29 @@ class SyncPrinter:
     def refresh(self, timeout: float = 10.0) -> PrinterState:
         return self._run(self._printer.refresh(timeout))
 
-    def updates(self, timeout: float | None = None) -> Iterator[Update]:
+    @property
+    def options(self) -> PrinterOptions:
+        return self._printer.options
+
+    @property
+    def decode_problems(self) -> dict[str, int]:
+        """Counts of payloads and values that could not be read, by kind."""
+        return self._printer.decode_problems
+
+    def states(self, timeout: float | None = None) -> Iterator[PrinterState]:
+        """The snapshots of ``updates()``; a slow reader gets the latest, not every one."""
+        items: queue.Queue[Any] = queue.Queue()
+        self._start_pump(self._printer.states, items)
+        return self._drain(items, timeout)
+
+    def updates(
+        self, timeout: float | None = None, *, states: bool = True, events: bool = True
+    ) -> Iterator[Update]:
         """``Printer.updates()`` for blocking code: states and events in order, collected
         from this call on (it may come before ``connect()``). The iterator stops after
         ``timeout`` seconds without an update, or when the printer is closed."""
         items: queue.Queue[Any] = queue.Queue()
-        self._start_pump(self._printer.updates, items)
+        self._start_pump(lambda: self._printer.updates(states=states, events=events), items)
         return self._drain(items, timeout)
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
@@ -225,8 +243,14 @@ class SyncPrinter:
                 return
             yield item
 
-    def send_command(self, command: Any, timeout: float | None = None) -> CommandResult:
+    def send(self, command: Command, timeout: float | None = None) -> CommandResult:
+        """Send any command; raises CommandRejected / DeveloperModeRequired / CommandTimeout."""
         return self._run(self._printer.send(command, timeout))
+
+    def send_raw(
+        self, cls: str, command: str, params: dict[str, Any] | None = None
+    ) -> CommandResult:
+        return self._run(self._printer.send_raw(cls, command, params))
 
     def pause(self) -> CommandResult:
         return self._run(self._printer.pause())

@@ -83,13 +83,13 @@ class Pending:
     """A command sent and not yet settled; the core settles it from what it is fed."""
 
     __slots__ = (
-        "_dev_hms_before",
         "command",
         "outcome",
         "reason",
         "reply",
         "sent_at",
         "sequence_id",
+        "was_alerted",
     )
 
     def __init__(self, command: Command, sequence_id: str, sent_at: float, dev_hms: bool) -> None:
@@ -99,7 +99,7 @@ class Pending:
         self.reply: Reply | None = None
         self.outcome: Outcome | None = None
         self.reason = ""  # for DISCONNECTED: why
-        self._dev_hms_before = dev_hms
+        self.was_alerted = dev_hms  # the Developer Mode alert was already up when sent
 
     @property
     def done(self) -> bool:
@@ -365,7 +365,7 @@ class PrinterCore:
         for key, pending in list(self._pending.items()):
             confirm = pending.command.confirmed_by
             # Developer Mode guards print-class control commands (not lights, not info).
-            if dev_alert and not pending._dev_hms_before and pending.command.cls == "print":
+            if dev_alert and not pending.was_alerted and pending.command.cls == "print":
                 pending.outcome = Outcome.DEVELOPER_MODE
             elif confirm is not None and confirm(state):
                 pending.outcome = Outcome.CONFIRMED

@@ -44,16 +44,6 @@ class EventKind(StrEnum):
 TERMINAL_KINDS = frozenset(
     {EventKind.JOB_FINISHED, EventKind.JOB_FAILED, EventKind.JOB_CANCELLED, EventKind.JOB_ENDED}
 )
-LINK_KINDS = frozenset(
-    {
-        EventKind.CONNECTED,
-        EventKind.RECONNECTED,
-        EventKind.DISCONNECTED,
-        EventKind.RETRYING,
-        EventKind.RESYNCED,
-        EventKind.SILENT,
-    }
-)
 
 # Report keys that tell one job from the next besides its file and name ("0" or "": none).
 _JOB_ID_KEYS = ("job_id", "task_id", "subtask_id")
