@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/run.py --only farm --only recovery
     .venv/bin/python benchmarks/run.py --no-peers   bambu-lan and bare paho only
 
-Sections: first_state, handling, farm, recovery, cold_start (see each ``bench_*.py``). The
+Sections: first_state, handling, farm, recovery, cold_start, web (see each ``bench_*.py``). The
 peers (bambulabs-api, bambu-printer-manager, bambu-mqtt-comms) are installed from PyPI into
 ``benchmarks/.peers-venv`` on first use. Every simulator runs in its own process on
 127.0.0.0/8. A full run writes into ``docs/``; ``--only`` replaces just those sections of the
@@ -33,6 +33,7 @@ import bench_farm
 import bench_first_state
 import bench_handling
 import bench_recovery
+import bench_web
 import peers
 import report
 from common import BENCH_DIR, ROOT, Context, child_env, machine, progress
@@ -43,6 +44,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "farm": bench_farm.run,
     "recovery": bench_recovery.run,
     "cold_start": bench_cold_start.run,
+    "web": bench_web.run,
 }
 
 
