@@ -158,28 +158,36 @@ async def first_paints(url: str, runs: int) -> dict[str, Any]:
 async def read_stream(
     url: str, stop: asyncio.Event, counts: dict[str, Any], serial_counts: Counter[str] | None
 ) -> None:
+    """One page: its HTML once, then its live stream until ``stop``."""
     import aiohttp
 
-    async with aiohttp.ClientSession() as http:
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
         async with http.get(url) as resp:  # the page itself, as a browser would load it
             counts["html_bytes"] = len(await resp.read())
         async with http.get(f"{url}events") as resp:
             stopper = asyncio.ensure_future(stop.wait())
+            buffer = b""
             while not stop.is_set():
-                reader = asyncio.ensure_future(resp.content.readuntil(b"\n\n"))
+                reader = asyncio.ensure_future(resp.content.readany())
                 done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 if reader not in done:
                     reader.cancel()
                     break
-                block = reader.result()
-                if not block.startswith(b"id:"):
-                    continue  # retry / keepalive lines
-                counts["messages"] += 1
-                counts["bytes"] += len(block)
-                if serial_counts is not None and counts["window"]:
-                    data = json.loads(block.split(b"data: ", 1)[1])
-                    serial_counts.update(list(data["cards"]))
-                    counts["window_messages"] += 1
+                chunk = reader.result()
+                if not chunk:
+                    raise ConnectionError("the server ended the stream")
+                buffer += chunk
+                *blocks, buffer = buffer.split(b"\n\n")
+                for block in blocks:
+                    if not block.startswith(b"id:"):
+                        continue  # retry / keepalive lines
+                    counts["messages"] += 1
+                    counts["bytes"] += len(block) + 2
+                    if serial_counts is not None and counts["window"]:
+                        data = json.loads(block.split(b"data: ", 1)[1])
+                        serial_counts.update(list(data["cards"]))
+                        counts["window_messages"] += 1
             stopper.cancel()
 
 
@@ -223,6 +231,8 @@ async def cpu_with_pages(
     with_pages: list[float] = []
     extra: list[float] = []
     failures = 0
+    first_error = ""
+    messages: list[float] = []
     html = 0
     for _ in range(rounds):
         await asyncio.sleep(2.0)
@@ -241,7 +251,11 @@ async def cpu_with_pages(
         busy = 100 * (proc.cpu_seconds() - c0) / (time.monotonic() - t0)
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        failures += sum(isinstance(r, BaseException) for r in results)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        failures += len(errors)
+        if errors and not first_error:
+            first_error = f"{type(errors[0]).__name__}: {errors[0]}"
+        messages.append(sum(c["messages"] for c in counters) / len(counters))
         html = max(c["html_bytes"] for c in counters)
         without.append(idle)
         with_pages.append(busy)
@@ -253,6 +267,8 @@ async def cpu_with_pages(
         "cpu_percent_with_pages": summary(with_pages),
         "extra_cpu_percent": summary(extra),
         "page_failures": failures,
+        "first_page_error": first_error,
+        "messages_per_page": summary(messages),
         "html_bytes": html,
     }
 

@@ -858,7 +858,10 @@ def web_section(data: dict[str, Any] | None) -> list[str]:
                 cpu["printers"],
                 _range(cpu["cpu_percent_with_pages"], lambda v: f"{v:.1f}"),
                 f"difference {_range(cpu['extra_cpu_percent'], lambda v: f'{v:+.1f}')}; "
-                f"page {cpu['html_bytes'] / 1000:.0f} kB; {cpu['page_failures']} page failures",
+                f"page {cpu['html_bytes'] / 1000:.0f} kB; "
+                f"{cpu.get('messages_per_page', {}).get('median', 0):.0f} events read per page "
+                f"in each round; {cpu['page_failures']} page failures "
+                f"{cpu.get('first_page_error', '')}".rstrip(),
             ],
         ],
     )
