@@ -777,8 +777,9 @@ def web_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
     paint, traffic, cpu = data["paint"], data["traffic"], data["cpu"]
     fcp = paint["first_contentful_paint_s"]
     full_paint = paint["printers"] >= budget["paint_printers"]
+    # Judged on the median, like the other budgets; the slowest load is shown beside it.
     paint_ok = (
-        bool(fcp.get("n")) and fcp["max"] <= budget["paint_seconds"] and not paint["failures"]
+        bool(fcp.get("n")) and fcp["median"] <= budget["paint_seconds"] and not paint["failures"]
     )
     worst = traffic["busiest_printer_updates_per_s"]
     traffic_ok = worst <= budget["messages_per_printer_per_s"] + 0.05  # window edges
@@ -793,7 +794,7 @@ def web_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
             paint_ok if full_paint else None,
             []
             if paint_ok
-            else [f"**Dashboard first paint: missed** — max {ms(fcp.get('max', 0))}."],
+            else [f"**Dashboard first paint: missed** — median {ms(fcp.get('median', 0))}."],
         ),
         Verdict(
             "Dashboard update traffic",
