@@ -36,6 +36,8 @@ from bambu_lan.trust import TrustConfig, warn_if_exposed
 
 log = logging.getLogger("bambu_lan.config")
 
+DEFAULT_FTPS_PORT = 990  # the printer's storage: implicit FTPS (protocol.md §8)
+
 
 class Secret:
     """A string that never shows itself in reprs, logs or f-strings: use ``.reveal()``."""
@@ -270,6 +272,7 @@ class PrinterConfig:
     port: int = DEFAULT_PORT
     trust: TrustConfig = field(default_factory=TrustConfig)
     name: str = ""
+    ftps_port: int = DEFAULT_FTPS_PORT
 
     def validate(self) -> PrinterConfig:
         """This config with the host normalised, or a ConfigError for the first problem
@@ -290,6 +293,7 @@ class PrinterConfig:
                 "BAMBU_ACCESS_CODE",
             )
         parse_port(self.port)
+        parse_port(self.ftps_port, source="ftps_port")
         self.trust.check()
         return self if host == self.host else dataclasses.replace(self, host=host)
 
@@ -636,6 +640,7 @@ def resolve_printer(
     access_code: str | None = None,
     access_code_file: Path | None = None,
     port: int | None = None,
+    ftps_port: int | None = None,
     ca_file: Path | None = None,
     ca_dir: Path | None = None,
     insecure: bool = False,
@@ -645,7 +650,8 @@ def resolve_printer(
 ) -> PrinterConfig:
     """Settings from, in order of precedence: explicit values (CLI options), environment
     variables (BAMBU_HOST, BAMBU_SERIAL, BAMBU_ACCESS_CODE or BAMBU_ACCESS_CODE_FILE,
-    BAMBU_PORT, BAMBU_CA_FILE, BAMBU_CA_DIR), the named profile (or the file's ``default``).
+    BAMBU_PORT, BAMBU_FTPS_PORT, BAMBU_CA_FILE, BAMBU_CA_DIR), the named profile (or the
+    file's ``default``).
 
     The config file is checked as a whole first. With ``validate`` (the default) the result
     is validated too: the doctor asks for the values as given, to report them step by step.
@@ -668,6 +674,7 @@ def resolve_printer(
                 "host": bool(host or _env("BAMBU_HOST")),
                 "serial": bool(serial or _env("BAMBU_SERIAL")),
                 "port": port is not None or bool(_env("BAMBU_PORT")),
+                "ftps_port": ftps_port is not None or bool(_env("BAMBU_FTPS_PORT")),
                 "access_code": bool(
                     access_code
                     or access_code_file
@@ -692,6 +699,12 @@ def resolve_printer(
         port_value = parse_port(env_port, source="BAMBU_PORT")
     else:
         port_value = profile.get("port", DEFAULT_PORT)
+    if ftps_port is not None:
+        ftps_value = ftps_port
+    elif (env_ftps := _env("BAMBU_FTPS_PORT")) is not None:
+        ftps_value = parse_port(env_ftps, source="BAMBU_FTPS_PORT")
+    else:
+        ftps_value = profile.get("ftps_port", DEFAULT_FTPS_PORT)
     explicit_ca = ca_file or ca_dir
     env_ca = _path(_env("BAMBU_CA_FILE")) or _path(_env("BAMBU_CA_DIR"))
     trust = TrustConfig(
@@ -711,6 +724,7 @@ def resolve_printer(
         port=port_value,
         trust=trust,
         name=str(name or ""),
+        ftps_port=ftps_value,
     )
     return config.validate() if validate else config
 

@@ -80,6 +80,28 @@ class CommandTimeout(CommandError, TimeoutError):
     """No reply and no confirming state change within the timeout."""
 
 
+class FileTransferError(BambuError):
+    """The printer's storage (FTPS) refused or broke off an operation."""
+
+
+class RemoteFileNotFound(FileTransferError):
+    """No such file or folder on the printer's storage (FTP 550)."""
+
+
+class StorageFull(FileTransferError):
+    """The printer's card is full (FTP 552); the partial file was removed."""
+
+    hint = "delete old files (timelapses, cached jobs) with `bambu-lan files rm`, or free the card"
+
+
+class PrintFileError(BambuError):
+    """A file to print is not one this printer can print (checked before anything is sent)."""
+
+
+class PrintFailed(CommandError):
+    """The printer accepted a job but reported it failed before it started."""
+
+
 __all__ = [
     "AuthError",
     "BambuError",
@@ -89,6 +111,11 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "DeveloperModeRequired",
+    "FileTransferError",
     "NotConnected",
+    "PrintFailed",
+    "PrintFileError",
+    "RemoteFileNotFound",
+    "StorageFull",
     "TrustError",
 ]

@@ -11,6 +11,7 @@ from tests.cli.conftest import Cli, Result
 from bambu_lan.sim import SimThread, SimulatedPrinter
 
 
+@pytest.mark.every_profile
 def test_status_json_has_typed_fields_raw_connection_and_info(
     cli: Cli, printer_env: SimulatedPrinter, no_secret: Callable[[Result], None]
 ) -> None:
@@ -24,15 +25,16 @@ def test_status_json_has_typed_fields_raw_connection_and_info(
     temps = data["temperatures"]
     assert isinstance(temps["nozzle"], float)
     assert isinstance(temps["bed"], float)
-    assert temps["chamber_sensor"] is False  # an A1 has no chamber sensor
-    assert temps["chamber"] is None
+    has_chamber = printer_env.profile.has_chamber_sensor  # not on an A1
+    assert temps["chamber_sensor"] is has_chamber
+    assert isinstance(temps["chamber"], float) if has_chamber else temps["chamber"] is None
     # raw: the merged `print` object, keys as the printer names them.
     for key in ("gcode_state", "nozzle_temper", "bed_temper", "ams", "lights_report"):
         assert key in data["raw"]
     assert data["connection"]["state"] == "connected"
     assert data["connection"]["trust"] == "ca"
     assert data["connection"]["host"] == printer_env.host
-    assert data["info"]["model"] == "A1"
+    assert data["info"]["model"] == printer_env.profile.product_name.removeprefix("Bambu Lab ")
     assert data["info"]["firmware"]
     assert data["ams"][0]["trays"][0]["type"]
     no_secret(result)

@@ -1,4 +1,10 @@
-"""The client against the strict simulated A1: wire sequence, faults, events, commands, trust."""
+"""The client against the strict simulated A1: wire sequence, faults, events, commands, trust.
+
+Tests marked ``every_profile`` run against every simulator profile (A1, A1 mini, P1S, X1C …):
+the state, event and command paths, where the models differ in report style (deltas or full
+reports), AMS kind, lights and sensors. Trust, auth and fault handling are model-independent
+and run against the A1 only.
+"""
 
 from __future__ import annotations
 
@@ -98,6 +104,7 @@ async def events() -> AsyncIterator[Callable[[Printer], EventLog]]:
         log.stop()
 
 
+@pytest.mark.every_profile
 async def test_wire_sequence_in_strict_mode(sim: SimulatedPrinter) -> None:
     async with client_for(sim) as printer:
         state = await printer.wait_for_state(timeout=10)
@@ -108,11 +115,14 @@ async def test_wire_sequence_in_strict_mode(sim: SimulatedPrinter) -> None:
         commands = sim.model.logged_commands()
         assert commands[:2] == [("info", "get_version"), ("pushing", "pushall")]
         await wait_for(printer, lambda: printer.info is not None)
+        model_name = sim.profile.product_name.removeprefix("Bambu Lab ")
         assert printer.info is not None
-        assert printer.info.model == "A1"
+        assert printer.info.model == model_name
         assert printer.info.firmware == sim.profile.firmware
-        assert printer.state is not None and printer.state.model == "A1"
-        assert printer.state.temperatures.chamber is None  # the A1 has no chamber sensor
+        assert printer.state is not None and printer.state.model == model_name
+        # No chamber sensor (A1, P1S): no reading rather than a made-up one.
+        has_chamber = printer.state.temperatures.chamber is not None
+        assert has_chamber == sim.profile.has_chamber_sensor
     # Clean shutdown: DISCONNECT was sent.
     await sim.broker.wait_for_close("disconnect")
     assert sim.broker.session_count == 0
@@ -126,6 +136,7 @@ async def test_handles_share_one_session(sim: SimulatedPrinter) -> None:
         assert first.state is second.state
 
 
+@pytest.mark.every_profile
 async def test_dropped_connection_reconnects_and_resyncs(
     sim: SimulatedPrinter, events: Callable[[Printer], EventLog]
 ) -> None:
@@ -153,6 +164,7 @@ async def test_dropped_connection_reconnects_and_resyncs(
         assert "closed the connection" in disconnected.message
 
 
+@pytest.mark.every_profile
 async def test_silent_printer_gets_pushing_start(sim: SimulatedPrinter) -> None:
     options = SessionOptions(watchdog=0.5, watchdog_grace=5.0, backoff_initial=0.05)
     async with client_for(sim, session=options) as printer:
@@ -247,6 +259,7 @@ async def test_serial_mismatch_is_refused_before_credentials(
     assert_no_credentials_sent(other)
 
 
+@pytest.mark.every_profile
 async def test_job_events_exactly_once_across_reconnects(
     sim: SimulatedPrinter, events: Callable[[Printer], EventLog]
 ) -> None:
@@ -273,6 +286,7 @@ async def test_job_events_exactly_once_across_reconnects(
         assert layers == sorted(layers) and layers[-1] == 6
 
 
+@pytest.mark.every_profile
 async def test_pause_resume_stop_and_cancelled_event(
     sim: SimulatedPrinter, events: Callable[[Printer], EventLog]
 ) -> None:
@@ -301,6 +315,7 @@ async def test_pause_resume_stop_and_cancelled_event(
         assert caught.value.reason
 
 
+@pytest.mark.every_profile
 async def test_developer_mode_off(sim_factory: Any) -> None:
     sim = await sim_factory(dev_mode=False)
     async with client_for(sim) as printer:
@@ -323,6 +338,7 @@ async def test_developer_mode_off(sim_factory: Any) -> None:
         )
 
 
+@pytest.mark.every_profile
 async def test_gcode_changes_targets(sim: SimulatedPrinter) -> None:
     async with client_for(sim) as printer:
         await printer.wait_for_state()

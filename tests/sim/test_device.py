@@ -28,7 +28,9 @@ async def test_connection_info_and_mosquitto_line(sim: SimulatedPrinter) -> None
         "access_code": sim.access_code,
         "ca_path": str(sim.ca_path),
         "fingerprint": sim.fingerprint,
+        "ftps_port": sim.ftps.port if sim.ftps is not None else None,
     }
+    assert info["ftps_port"]
     json.dumps(info)
     assert sim.port > 0
     assert len(sim.access_code) == 8

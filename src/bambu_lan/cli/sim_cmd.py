@@ -37,6 +37,25 @@ _MODELS_HELP = "a1, a1mini, p1s, x1c, p2s or h2d"
     help="TCP port. 8883 is the printers' own port; 0 picks a free one (shown at start).",
 )
 @click.option(
+    "--ftps-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="The storage service (implicit FTPS; 990 on a printer). 0 picks a free one (shown at "
+    "start). With --count: only in port mode, each printer a free port.",
+)
+@click.option(
+    "--card-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The simulated SD card's folder (kept). Default: a temporary folder, removed at exit.",
+)
+@click.option(
+    "--card-size",
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    help="The card's size limit: uploads past it get '552' (card full).",
+)
+@click.option(
     "--serial",
     help="Serial number: the certificate's CN and part of the topic names. "
     "Default: the model's prefix + SIM000000000, e.g. 039SIM000000000 for an A1.",
@@ -119,6 +138,9 @@ def sim(
     *,
     host: str | None,
     port: int,
+    ftps_port: int,
+    card_dir: Path | None,
+    card_size: int | None,
     serial: str | None,
     access_code: str | None,
     model: str,
@@ -153,6 +175,9 @@ def sim(
     if not speed > 0:
         raise ConfigError("--speed must be greater than 0", hint="e.g. --speed 10")
     options: dict[str, Any] = {
+        "ftps_port": ftps_port,
+        "card_dir": card_dir,
+        "card_size": card_size,
         "cert_dir": cert_dir,
         "dev_mode": dev_mode,
         "time_scale": speed,
@@ -239,6 +264,7 @@ def _describe(printer: Any) -> str:
         ("model", f"{info['product_name']} ({info['model']})"),
         ("host", info["host"]),
         ("port", str(info["port"])),
+        ("FTPS port", str(info.get("ftps_port") or "-")),
         ("serial", info["serial"]),
         ("access code", info["access_code"]),
         ("CA file", info["ca_path"]),

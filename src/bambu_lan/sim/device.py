@@ -29,6 +29,8 @@ from typing import Any, Self
 from bambu_lan.errors import ConfigError
 from bambu_lan.sim.broker import Broker, BrokerRules, GarbageKind, SilenceRecovery
 from bambu_lan.sim.certs import SERIAL_RE, CertAuthority, default_cert_dir
+from bambu_lan.sim.ftps import FtpsServer
+from bambu_lan.sim.ftps_card import SimCard
 from bambu_lan.sim.printer import PrinterModel
 from bambu_lan.sim.profiles import ModelProfile, get_profile
 
@@ -106,6 +108,11 @@ class SimulatedPrinter:
         rules: full broker rules, overriding ``max_sessions`` and ``auth_delay``.
         authority: an already loaded ``CertAuthority`` (fleets share one); overrides
             ``cert_dir`` and ``new_identity``.
+        ftps_port: the storage service (implicit FTPS, 990 on a printer); 0 picks a free
+            port, None runs none.
+        card_dir: the storage card's folder; default a temporary one, removed at stop.
+        card_size: the card's size limit in bytes (None: unlimited): "card full" on demand.
+        pasv_ports: ``(first, last)`` passive FTPS data ports; default any free port.
     """
 
     def __init__(
@@ -125,6 +132,10 @@ class SimulatedPrinter:
         seed: int | None = None,
         rules: BrokerRules | None = None,
         authority: CertAuthority | None = None,
+        ftps_port: int | None = 0,
+        card_dir: Path | str | None = None,
+        card_size: int | None = None,
+        pasv_ports: tuple[int, int] | None = None,
     ) -> None:
         self.profile = resolve_profile(model)
         self.serial = serial or self.profile.default_serial(0)
@@ -158,6 +169,11 @@ class SimulatedPrinter:
             report_source=self.model.full_report,
             seed=seed,
         )
+        self.ftps_port = ftps_port
+        self._card_dir = Path(card_dir) if card_dir is not None else None
+        self._card_size = card_size
+        self._pasv_ports = pasv_ports
+        self.ftps: FtpsServer | None = None  # the storage service, from start() on
         self.model.publish = self.broker.publish_report
         self.model.on_pushing_start = self.broker.on_pushing_start
         self._model_task: asyncio.Task[None] | None = None
@@ -220,11 +236,41 @@ class SimulatedPrinter:
         except OSError as exc:
             raise listen_error(self.host, self.port, exc) from exc
         self.port = self.broker.port
+        if self.ftps_port is not None:
+            try:
+                await self._start_ftps()
+            except BaseException:
+                await self.broker.stop()
+                raise
         self._model_task = asyncio.create_task(
             self.model.run(), name=f"bambu-lan-sim-model-{self.serial}"
         )
         self._model_task.add_done_callback(self._model_done)
         log.debug("simulated %s %s on %s:%s", self.profile.key, self.serial, self.host, self.port)
+
+    async def _start_ftps(self) -> None:
+        assert self.ftps_port is not None
+        card = SimCard(self._card_dir, size_limit=self._card_size)
+        ftps = FtpsServer(
+            self.access_code,
+            card,
+            pasv_ports=self._pasv_ports,
+            nlst_with_folder=self.profile.key.startswith("x1"),
+        )
+        # Its own context (the same certificate): FTPS turns session tickets off.
+        context = await asyncio.to_thread(self._server_context)
+        try:
+            await ftps.start(self.host, self.ftps_port, context)
+        except OSError as exc:
+            card.close()
+            raise listen_error(self.host, self.ftps_port, exc) from exc
+        self.ftps = ftps
+        self.ftps_port = ftps.port
+
+    @property
+    def card(self) -> SimCard | None:
+        """The storage card (once started with FTPS)."""
+        return self.ftps.card if self.ftps is not None else None
 
     def _server_context(self) -> ssl.SSLContext:
         return self.authority.server_context(self.serial)
@@ -240,6 +286,11 @@ class SimulatedPrinter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        ftps, self.ftps = self.ftps, None
+        if ftps is not None:
+            await ftps.stop()
+            if self._card_dir is None:
+                ftps.card.close()
         await self.broker.stop()
 
     async def __aenter__(self) -> Self:
@@ -267,6 +318,7 @@ class SimulatedPrinter:
             "access_code": self.access_code,
             "ca_path": str(self.ca_path),
             "fingerprint": self.fingerprint,
+            "ftps_port": self.ftps.port if self.ftps is not None else None,
         }
 
     def mosquitto_sub_command(self) -> str:

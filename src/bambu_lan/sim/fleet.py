@@ -76,6 +76,10 @@ class SimFleet:
             by the first printer). Port mode: the first port (printer i gets port + i), or 0
             (default) for a free port each.
         access_code: one code for all printers, or ``None`` for a random one each.
+        ftps_port: each printer's storage service (FTPS) port; 0 a free one each; None
+            (default) none, so that a thousand printers stay cheap.
+        card_dir: a folder holding one card folder per serial (default: temporary ones).
+        card_size: each card's size limit in bytes.
     """
 
     def __init__(
@@ -94,6 +98,9 @@ class SimFleet:
         auth_delay: float = 0.1,
         new_identity: bool = False,
         seed: int | None = None,
+        ftps_port: int | None = None,
+        card_dir: Path | str | None = None,
+        card_size: int | None = None,
     ) -> None:
         if count < 1:
             raise ConfigError("a fleet needs at least one printer")
@@ -128,6 +135,11 @@ class SimFleet:
                 max_sessions=max_sessions,
                 auth_delay=auth_delay,
                 seed=None if seed is None else seed + i + 1,
+                ftps_port=ftps_port,
+                card_dir=None
+                if card_dir is None
+                else Path(card_dir) / self.profile.default_serial(i + 1),
+                card_size=card_size,
             )
             for i in range(count)
         ]

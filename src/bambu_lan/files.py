@@ -1,0 +1,824 @@
+"""The printer's storage over FTPS (protocol.md §8): list, upload, download, delete, make folder.
+
+::
+
+    async with Storage.from_config(cfg) as storage:
+        for entry in await storage.list("/timelapse"):
+            print(entry.path, entry.size)
+        await storage.upload("part.gcode.3mf", "/part.gcode.3mf", progress=show)
+
+``SyncStorage`` is the blocking twin for scripts; ``Storage`` runs it on a thread of its own.
+
+The printers' FTPS service is picky, and this module does what it needs:
+
+* implicit TLS from the first byte on port 990, TLS 1.2, and the same trust as MQTT: the
+  identity check runs inside the TLS handshake (``trust.client_context``), so a printer we do
+  not trust never receives ``USER``/``PASS``;
+* ``PBSZ 0``, ``PROT P``, binary, passive; every data connection resumes the control
+  connection's TLS session (vsftpd-style servers answer ``522`` otherwise);
+* after a transfer, our close_notify goes out but we never wait for the printer's (it never
+  answers it; waiting hangs, not sending it gives ``426`` on vsftpd);
+* uploads and downloads stream through one fixed buffer (constant memory) with progress
+  callbacks; a failed upload removes its partial file, a failed download leaves no local file.
+
+Why the standard library's ftplib and not an asyncio FTP library: asyncio's TLS transport
+cannot resume a TLS session on a new connection (``loop.create_connection`` takes no
+``session``), so an asyncio client gets ``522`` from the printer on every data connection;
+ftplib with ``wrap_socket(session=...)`` does it in a few lines, and blocking sockets on a
+worker thread move 50 MB on loopback at curl's speed (docs/benchmarks.md, "ftps").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ftplib
+import logging
+import os
+import posixpath
+import re
+import select
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self, TypeVar
+
+from bambu_lan.config import PrinterConfig
+from bambu_lan.errors import (
+    AuthError,
+    BambuError,
+    ConnectError,
+    FileTransferError,
+    RemoteFileNotFound,
+    StorageFull,
+)
+from bambu_lan.protocol.topics import USERNAME
+from bambu_lan.trust import HandshakeCheck, client_context
+
+log = logging.getLogger("bambu_lan.files")
+
+T = TypeVar("T")
+
+#: ``progress(done_bytes, total_bytes_or_None)``, called after every block.
+Progress = Callable[[int, int | None], None]
+
+BLOCK_SIZE = 256 * 1024  # one buffer per transfer, reused: memory stays flat for any file size
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEntry:
+    """One file or folder on the printer's storage."""
+
+    path: str  # absolute, e.g. "/timelapse/video_2024-01-01.avi"
+    size: int | None  # bytes; None when the listing did not say
+    is_dir: bool
+    modified: str = ""  # the date exactly as the printer wrote it ("Nov 29 12:00")
+    modified_at: datetime | None = None  # that date read as local time (printer clocks drift)
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "size": self.size,
+            "is_dir": self.is_dir,
+            "modified": self.modified,
+            "modified_at": self.modified_at.isoformat() if self.modified_at else None,
+        }
+
+
+# --- paths and listings (pure) -------------------------------------------------------------
+
+
+def remote_path(path: str, cwd: str = "/") -> str:
+    """An absolute, normalised remote path; refuses what an FTP command line cannot carry."""
+    if any(c in path for c in "\r\n\0"):
+        raise FileTransferError(
+            f"invalid remote path {path!r}: line breaks are not allowed",
+            hint="use a plain file name such as /part.gcode.3mf",
+        )
+    joined = posixpath.join(cwd, path) if path else cwd
+    normal = posixpath.normpath(joined)
+    return "/" + normal.lstrip("/") if normal != "/" else "/"
+
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_LIST_RE = re.compile(
+    r"^(?P<mode>[-dlbcps][-rwxsStT]{9})\S*\s+\d+\s+\S+\s+\S+\s+(?P<size>\d+)\s+"
+    r"(?P<date>(?P<mon>[A-Za-z]{3})\s+(?P<day>\d{1,2})\s+(?P<when>\d{1,2}:\d{2}|\d{4}))\s"
+    r"(?P<name>.+)$"
+)
+
+
+def _list_date(mon: str, day: str, when: str, now: datetime) -> datetime | None:
+    """``ls -l`` dates: "HH:MM" means within the last ~6 months (year implied), else a year."""
+    month = _MONTHS.get(mon.lower())
+    if month is None:
+        return None
+    try:
+        if ":" in when:
+            hour, minute = (int(x) for x in when.split(":"))
+            stamp = datetime(now.year, month, int(day), hour, minute)
+            if (stamp - now).days > 31:  # "Dec 30" seen in January is last year's
+                stamp = stamp.replace(year=now.year - 1)
+            return stamp
+        return datetime(int(when), month, int(day))
+    except ValueError:
+        return None
+
+
+def parse_list_line(line: str, folder: str, now: datetime | None = None) -> RemoteEntry | None:
+    """One line of a Unix-style ``LIST`` reply, or None for "total N" and unknown shapes."""
+    match = _LIST_RE.match(line.rstrip("\r\n"))
+    if match is None:
+        return None
+    name = match["name"]
+    if match["mode"][0] == "l" and " -> " in name:
+        name = name.split(" -> ", 1)[0]
+    name = posixpath.basename(name.rstrip("/")) or name  # X1 style: "cache/x.3mf"
+    if name in (".", ".."):
+        return None
+    when = _list_date(match["mon"], match["day"], match["when"], now or datetime.now())
+    return RemoteEntry(
+        path=remote_path(name, folder),
+        size=int(match["size"]),
+        is_dir=match["mode"][0] == "d",
+        modified=" ".join(match["date"].split()),
+        modified_at=when,
+    )
+
+
+def name_list_paths(names: list[str], folder: str) -> list[str]:
+    """``NLST`` names as absolute paths: X1 printers send "cache/x.3mf", A1/P1 send "x.3mf"."""
+    out: list[str] = []
+    base = folder.strip("/")
+    for raw in names:
+        name = raw.strip().rstrip("/")
+        if not name or name in (".", ".."):
+            continue
+        if name.startswith("/"):
+            out.append(remote_path(name))
+        elif base and (name == base or name.startswith(base + "/")):
+            out.append(remote_path(name))  # already carries the folder
+        else:
+            out.append(remote_path(posixpath.basename(name), folder))
+    return out
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Server text made safe for a terminal: control characters replaced, length capped."""
+    clean = "".join(c if c.isprintable() else "?" for c in text.strip())
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+# --- the blocking client -------------------------------------------------------------------
+
+
+class _ImplicitFtps(ftplib.FTP_TLS):
+    """ftplib's FTP_TLS with implicit TLS and session-resuming data connections."""
+
+    def connect(  # type: ignore[override]
+        self, host: str, port: int, timeout: float, source_address: Any = None
+    ) -> str:
+        self.host, self.port, self.timeout = host, port, timeout
+        raw = socket.create_connection((host, port), timeout)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # The handshake runs here and with it the identity check (trust.client_context):
+            # a printer we do not trust is left before USER/PASS are written.
+            self.sock = self.context.wrap_socket(raw)
+        except BaseException:
+            raw.close()
+            raise
+        self.af = self.sock.family
+        self.file = self.sock.makefile("r", encoding=self.encoding)
+        self.welcome = self.getresp()
+        return self.welcome
+
+    def lines(self, cmd: str) -> list[str]:
+        """A listing's lines; like ``retrlines``, minus the wait for the printer's
+        close_notify."""
+        self.sendcmd("TYPE A")
+        try:
+            conn = self.transfercmd(cmd)
+            try:
+                with conn.makefile("rb") as stream:
+                    data = stream.read()
+            finally:
+                _close_data(conn)
+            self.voidresp()
+        finally:
+            self.sendcmd("TYPE I")
+        return data.decode(self.encoding, "replace").splitlines()
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 (TLS added below)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            # The same TLS session as the control connection: printers refuse others (522).
+            assert isinstance(self.sock, ssl.SSLSocket)
+            tls = self.context.wrap_socket(conn, session=self.sock.session)
+        except (ssl.SSLError, OSError) as exc:
+            conn.close()
+            reply = ""
+            with contextlib.suppress(Exception):
+                reply = self.getresp()
+            message = reply or f"522 data connection TLS failed: {exc}"
+            raise ftplib.error_perm(message) from None  # noqa: S321 (an error, not a call)
+        return tls, size
+
+
+def _close_data(conn: socket.socket) -> None:
+    """End a data connection: our close_notify goes out, the printer's is not awaited."""
+    if isinstance(conn, ssl.SSLSocket):
+        with contextlib.suppress(OSError, ValueError):
+            conn.setblocking(False)
+            for _ in range(50):
+                try:
+                    conn.unwrap()
+                    break
+                except ssl.SSLWantReadError:
+                    break  # ours is sent; theirs may never come
+                except ssl.SSLWantWriteError:
+                    select.select([], [conn], [], 0.1)
+    conn.close()
+
+
+class SyncStorage:
+    """The printer's storage over FTPS, blocking. One control connection, opened on first use.
+
+    ``port`` defaults to the config's ``ftps_port`` (990). Not safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        cfg: PrinterConfig,
+        *,
+        port: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        block_size: int = BLOCK_SIZE,
+    ) -> None:
+        self.config = cfg.validate()
+        self.port = port or cfg.ftps_port
+        self.timeout = timeout
+        self.block_size = block_size
+        self.check: HandshakeCheck | None = None
+        self._ftp: _ImplicitFtps | None = None
+        self._abort = threading.Event()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"SyncStorage(host={c.host!r}, serial={c.serial!r}, port={self.port})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    # -- connection --
+
+    def connect(self) -> None:
+        """Connect and log in (done by the first operation if not called)."""
+        if self._ftp is not None:
+            return
+        cfg = self.config
+        self.check = HandshakeCheck(cfg.serial, cfg.trust, cfg.host)
+        ftp = _ImplicitFtps(context=client_context(self.check), timeout=self.timeout)
+        try:
+            ftp.connect(cfg.host, self.port, self.timeout)
+            try:
+                ftp.login(USERNAME, cfg.access_code.reveal())
+            except ftplib.error_perm as exc:
+                if str(exc).startswith("530"):
+                    raise AuthError(
+                        f"the printer's storage at {self.where} refused the access code "
+                        f"(FTP {printable(str(exc))})"
+                    ) from None
+                raise
+            ftp.prot_p()  # PBSZ 0, PROT P: the data channel is encrypted too
+            ftp.voidcmd("TYPE I")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                ftp.close()
+            if self.check.failure is not None:
+                raise self.check.failure from None
+            raise self._error(exc, "connect") from None
+        self._ftp = ftp
+
+    def close(self) -> None:
+        """Say goodbye (QUIT) and close. Idempotent."""
+        ftp, self._ftp = self._ftp, None
+        if ftp is None:
+            return
+        with contextlib.suppress(Exception):
+            ftp.quit()
+        with contextlib.suppress(Exception):
+            ftp.close()
+
+    def abort(self) -> None:
+        """Stop a transfer running on another thread at its next block (it raises)."""
+        self._abort.set()
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _live(self) -> _ImplicitFtps:
+        self.connect()
+        assert self._ftp is not None
+        return self._ftp
+
+    def _error(self, exc: BaseException, what: str, path: str = "") -> BambuError:
+        """One place where ftplib, socket and TLS errors become ours."""
+        target = f" {path}" if path else ""
+        if isinstance(exc, BambuError):
+            return exc
+        if isinstance(exc, ftplib.Error):
+            reply = printable(str(exc))
+            code = reply[:3]
+            if code == "550":
+                return RemoteFileNotFound(
+                    f"{what}{target}: not found on the printer ({reply})",
+                    hint="list the folder with `bambu-lan files ls`",
+                )
+            if code == "552":
+                return StorageFull(f"{what}{target}: the printer's card is full ({reply})")
+            if code == "530":
+                return AuthError(f"the printer's storage refused us: {reply}")
+            if code == "522":
+                return FileTransferError(
+                    f"{what}{target}: the printer refused the data connection ({reply})",
+                    hint="the printer wants the data connection to resume the control "
+                    "connection's TLS session; report this with `--debug` output",
+                )
+            if code == "553":
+                return FileTransferError(
+                    f"{what}{target}: the printer refused the name ({reply})",
+                    hint="use a short ASCII file name; some firmware refuses writes without "
+                    "Developer Mode",
+                )
+            return FileTransferError(f"{what}{target}: the printer answered {reply}")
+        if isinstance(exc, ConnectionRefusedError):
+            return ConnectError(
+                f"{self.where} refused the connection (the printer's FTPS service)",
+                hint="is this the printer's IP, and LAN-only mode on? The FTPS port is 990 "
+                "(--ftps-port)",
+            )
+        if isinstance(exc, TimeoutError):
+            return ConnectError(
+                f"{what}{target}: no answer from {self.where} (timed out)",
+                hint="check the printer is on and reachable; retry",
+            )
+        if isinstance(exc, ssl.SSLError):
+            return ConnectError(
+                f"TLS with {self.where} failed during {what}: {exc.reason or exc}",
+                hint="the printer speaks TLS 1.2 only; run `bambu-lan doctor` for details",
+            )
+        if isinstance(exc, socket.gaierror):
+            return ConnectError(f"unknown host {self.config.host!r}: {exc.strerror}")
+        if isinstance(exc, (OSError, EOFError)):
+            detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            return ConnectError(f"{what}{target}: connection to {self.where} lost ({detail})")
+        return FileTransferError(f"{what}{target} failed: {exc}")
+
+    @contextlib.contextmanager
+    def _op(self, what: str, path: str = "") -> Iterator[_ImplicitFtps]:
+        ftp = self._live()
+        try:
+            yield ftp
+        except BambuError:
+            raise
+        except (ftplib.Error, OSError, EOFError, ssl.SSLError) as exc:
+            if not isinstance(exc, ftplib.error_perm):
+                self._drop()  # the control connection is in an unknown state: start afresh
+            raise self._error(exc, what, path) from None
+
+    def _drop(self) -> None:
+        ftp, self._ftp = self._ftp, None
+        if ftp is not None:
+            with contextlib.suppress(Exception):
+                ftp.close()
+
+    # -- operations --
+
+    def entries(self, folder: str = "/") -> list[RemoteEntry]:
+        """The folder's files and subfolders (``LIST``), dates as the printer gives them."""
+        folder = remote_path(folder)
+        with self._op("list", folder) as ftp:
+            lines = ftp.lines(f"LIST {folder}")
+        now = datetime.now()
+        entries = [e for line in lines if (e := parse_list_line(line, folder, now)) is not None]
+        return sorted(entries, key=lambda e: (not e.is_dir, e.path))
+
+    def names(self, folder: str = "/") -> list[str]:
+        """Absolute paths of the folder's entries (``NLST``; both printer styles)."""
+        folder = remote_path(folder)
+        names: list[str] = []
+        with self._op("list", folder) as ftp:
+            try:
+                names = ftp.lines(f"NLST {folder}")
+            except ftplib.error_perm as exc:
+                if not str(exc).startswith("550"):  # vsftpd: 550 for an empty folder too
+                    raise
+        return sorted(name_list_paths(names, folder))
+
+    def size(self, path: str) -> int | None:
+        """The file's size in bytes, or None when it does not exist."""
+        path = remote_path(path)
+        with self._op("size", path) as ftp:
+            try:
+                reply = ftp.sendcmd(f"SIZE {path}")
+            except ftplib.error_perm as exc:
+                if str(exc).startswith("550"):
+                    return None
+                raise
+        try:
+            return int(reply[3:].strip())
+        except ValueError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return self.size(path) is not None
+
+    def delete(self, path: str) -> None:
+        """Delete a file (``RemoteFileNotFound`` if there is none)."""
+        path = remote_path(path)
+        with self._op("delete", path) as ftp:
+            ftp.delete(path)
+
+    def mkdir(self, path: str) -> str:
+        """Make a folder; returns its path. An existing folder is fine."""
+        path = remote_path(path)
+        with self._op("mkdir", path) as ftp:
+            try:
+                ftp.mkd(path)
+            except ftplib.error_perm as exc:
+                if not (str(exc).startswith("550") and self._is_dir(ftp, path)):
+                    raise
+        return path
+
+    def rmdir(self, path: str) -> None:
+        path = remote_path(path)
+        with self._op("rmdir", path) as ftp:
+            ftp.rmd(path)
+
+    def _is_dir(self, ftp: _ImplicitFtps, path: str) -> bool:
+        try:
+            ftp.cwd(path)
+        except ftplib.error_perm:
+            return False
+        ftp.cwd("/")
+        return True
+
+    def free_space(self) -> int | None:
+        """Free bytes on the card where the printer says it (``AVBL``), else None."""
+        with self._op("free space") as ftp:
+            try:
+                reply = ftp.sendcmd("AVBL")
+            except ftplib.error_perm:
+                return None  # 500/502: this printer does not say
+        match = re.search(r"\d+", reply[3:])
+        return int(match.group()) if match else None
+
+    def upload(
+        self,
+        local: str | os.PathLike[str] | IO[bytes],
+        remote: str,
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        """Stream ``local`` (a path or a binary file) to ``remote``; returns the bytes sent.
+
+        On any failure the partial remote file is deleted (over a fresh connection if the
+        old one broke), so a half file is never left to be printed.
+        """
+        remote = remote_path(remote)
+        if isinstance(local, (str, os.PathLike)):
+            path = Path(local)
+            try:
+                handle: IO[bytes] = path.open("rb")
+            except OSError as exc:
+                raise FileTransferError(
+                    f"cannot read {path}: {exc.strerror or exc}", hint="check the path"
+                ) from None
+            with handle:
+                return self._upload(handle, remote, _file_size(handle), progress)
+        return self._upload(local, remote, _file_size(local), progress)
+
+    def _upload(
+        self, source: IO[bytes], remote: str, total: int | None, progress: Progress | None
+    ) -> int:
+        self._abort.clear()
+        ftp = self._live()
+        sent = 0
+        started = False
+        try:
+            try:
+                conn = ftp.transfercmd(f"STOR {remote}")
+                started = True
+                try:
+                    sent = self._send_stream(conn, source, total, progress)
+                except (OSError, ssl.SSLError) as exc:
+                    _close_data(conn)
+                    raise self._why_data_broke(ftp, exc) from None
+                _close_data(conn)
+                ftp.voidresp()
+            except BaseException as exc:
+                if isinstance(exc, (ftplib.Error, OSError, EOFError, ssl.SSLError)):
+                    self._drop_unless_perm(exc)
+                    raise self._error(exc, "upload", remote) from None
+                self._drop()
+                raise
+        except BaseException:
+            if started:
+                self._remove_partial(remote)
+            raise
+        return sent
+
+    def _why_data_broke(self, ftp: _ImplicitFtps, exc: BaseException) -> BaseException:
+        """The printer's reason when it cut a data connection (552 card full), else ``exc``."""
+        sock = ftp.sock
+        try:
+            if sock is not None:
+                sock.settimeout(min(self.timeout, 5.0))
+            ftp.getresp()  # a 2xx here would be odd: the transfer still failed
+        except ftplib.Error as reply:
+            return reply
+        except (OSError, EOFError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                if sock is not None:
+                    sock.settimeout(self.timeout)
+        return exc
+
+    def _drop_unless_perm(self, exc: BaseException) -> None:
+        if not isinstance(exc, ftplib.error_perm):
+            self._drop()
+
+    def _send_stream(
+        self, conn: socket.socket, source: IO[bytes], total: int | None, progress: Progress | None
+    ) -> int:
+        buffer = bytearray(self.block_size)
+        view = memoryview(buffer)
+        readinto = getattr(source, "readinto", None)
+        sent = 0
+        while True:
+            if self._abort.is_set():
+                raise FileTransferError("upload aborted")
+            if readinto is not None:
+                n = readinto(buffer)
+                chunk = view[:n] if n else b""
+            else:
+                chunk = source.read(self.block_size)
+                n = len(chunk)
+            if not n:
+                break
+            conn.sendall(chunk)
+            sent += n
+            if progress is not None:
+                progress(sent, total)
+        return sent
+
+    def _remove_partial(self, remote: str) -> None:
+        """Delete what a failed upload left, reconnecting if needed; warn if impossible."""
+        try:
+            self._drop()  # the old control connection may be mid-transfer: start clean
+            with self._op("delete", remote) as ftp, contextlib.suppress(ftplib.error_perm):
+                ftp.delete(remote)
+        except BambuError as exc:
+            log.warning(
+                "%s: could not remove the partial upload %s (%s); delete it before printing",
+                self.config.label,
+                remote,
+                exc,
+            )
+
+    def download(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | IO[bytes],
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        """Stream ``remote`` into ``local`` (a path or a binary file); returns the bytes.
+
+        A path is written through a temporary file beside it and renamed at the end: a failed
+        download leaves no partial file.
+        """
+        remote = remote_path(remote)
+        if not isinstance(local, (str, os.PathLike)):
+            return self._download(remote, local, progress)
+        target = Path(local)
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=".part", dir=target.parent or "."
+            )
+        except OSError as exc:
+            raise FileTransferError(
+                f"cannot write to {target.parent}: {exc.strerror or exc}",
+                hint="check the folder exists and is writable",
+            ) from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                received = self._download(remote, handle, progress)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return received
+
+    def _download(self, remote: str, sink: IO[bytes], progress: Progress | None) -> int:
+        self._abort.clear()
+        total = self.size(remote)
+        if total is None:
+            raise RemoteFileNotFound(
+                f"download {remote}: not found on the printer",
+                hint="list the folder with `bambu-lan files ls`",
+            )
+        received = 0
+        with self._op("download", remote) as ftp:
+            conn = ftp.transfercmd(f"RETR {remote}")
+            try:
+                buffer = bytearray(self.block_size)
+                view = memoryview(buffer)
+                while True:
+                    if self._abort.is_set():
+                        raise FileTransferError("download aborted")
+                    n = conn.recv_into(buffer)
+                    if not n:
+                        break
+                    sink.write(view[:n])
+                    received += n
+                    if progress is not None:
+                        progress(received, total)
+            finally:
+                _close_data(conn)
+            ftp.voidresp()
+        if received != total:
+            raise FileTransferError(
+                f"download {remote}: got {received} of {total} bytes", hint="retry"
+            )
+        return received
+
+
+def _file_size(handle: IO[bytes]) -> int | None:
+    try:
+        return os.fstat(handle.fileno()).st_size - handle.tell()
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+# --- the asyncio twin ----------------------------------------------------------------------
+
+
+class Storage:
+    """The printer's storage over FTPS for asyncio: every call of ``SyncStorage`` as a
+    coroutine, run in order on a thread of this object's own. Progress callbacks run on the
+    event loop. Cancelling a transfer aborts it at the next block (and cleans up)."""
+
+    def __init__(
+        self,
+        cfg: PrinterConfig,
+        *,
+        port: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        block_size: int = BLOCK_SIZE,
+    ) -> None:
+        self.sync = SyncStorage(cfg, port=port, timeout=timeout, block_size=block_size)
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bambu-lan-ftps")
+
+    @classmethod
+    def from_config(cls, cfg: PrinterConfig, **kwargs: Any) -> Storage:
+        return cls(cfg, **kwargs)
+
+    def __repr__(self) -> str:
+        return repr(self.sync).replace("SyncStorage", "Storage", 1)
+
+    @property
+    def check(self) -> HandshakeCheck | None:
+        """The identity check of the current connection (what certificate was seen)."""
+        return self.sync.check
+
+    async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, lambda: func(*args, **kwargs))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.sync.abort()
+            with contextlib.suppress(BambuError, OSError):
+                await future  # let the worker clean up (partial upload removed) first
+            raise
+
+    def _on_loop(self, progress: Progress | None) -> Progress | None:
+        if progress is None:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def on_loop(done: int, total: int | None) -> None:
+            loop.call_soon_threadsafe(progress, done, total)
+
+        return on_loop
+
+    async def connect(self) -> None:
+        await self._run(self.sync.connect)
+
+    async def close(self) -> None:
+        await self._run(self.sync.close)
+        self._pool.shutdown(wait=False)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.connect()
+        except BaseException:
+            self._pool.shutdown(wait=False)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def entries(self, folder: str = "/") -> list[RemoteEntry]:
+        return await self._run(self.sync.entries, folder)
+
+    async def names(self, folder: str = "/") -> list[str]:
+        return await self._run(self.sync.names, folder)
+
+    async def size(self, path: str) -> int | None:
+        return await self._run(self.sync.size, path)
+
+    async def exists(self, path: str) -> bool:
+        return await self._run(self.sync.exists, path)
+
+    async def delete(self, path: str) -> None:
+        await self._run(self.sync.delete, path)
+
+    async def mkdir(self, path: str) -> str:
+        return await self._run(self.sync.mkdir, path)
+
+    async def rmdir(self, path: str) -> None:
+        await self._run(self.sync.rmdir, path)
+
+    async def free_space(self) -> int | None:
+        return await self._run(self.sync.free_space)
+
+    async def upload(
+        self,
+        local: str | os.PathLike[str] | IO[bytes],
+        remote: str,
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        return await self._run(self.sync.upload, local, remote, progress=self._on_loop(progress))
+
+    async def download(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | IO[bytes],
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        return await self._run(self.sync.download, remote, local, progress=self._on_loop(progress))
+
+
+__all__ = [
+    "Progress",
+    "RemoteEntry",
+    "Storage",
+    "SyncStorage",
+    "name_list_paths",
+    "parse_list_line",
+    "remote_path",
+]

@@ -1,0 +1,604 @@
+"""The simulated printer's storage service: implicit FTPS, answering like the printers' vsftpd.
+
+What a client meets (protocol.md §8, and a real vsftpd set up like a printer):
+
+* TLS 1.2 from the first byte with the printer's certificate (implicit TLS, port 990 on a
+  printer); user ``bblp`` with the access code, else ``530 Login incorrect.``;
+* ``PBSZ 0`` + ``PROT P`` before any data connection (``522`` otherwise); passive only
+  (``PASV``/``EPSV``), ports from a configurable range;
+* every data connection must resume the control connection's TLS session:
+  ``522 SSL connection failed: session reuse required`` otherwise;
+* the card is a folder of its own (``SimCard``) with a size limit: ``552`` when full (the
+  partial file stays, as on a real card: cleaning up is the client's job);
+* ``NLST`` names are bare (A1/P1) or carry the folder (X1), per model.
+
+Faults for tests: ``drop_upload_after(n)`` cuts both connections once an upload has sent
+``n`` bytes. ``stats`` counts logins, refusals and commands (``USER`` included, so a test can
+prove no credentials were sent to a printer the client did not trust).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hmac
+import logging
+import posixpath
+import ssl
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bambu_lan.sim.ftps_card import SimCard
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 256 * 1024
+_DATA_TIMEOUT = 10.0  # seconds to wait for the client's data connection
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_FEATURES = ("EPSV", "PASV", "PBSZ", "PROT", "REST STREAM", "SIZE", "TVFS", "UTF8")
+# Commands allowed before login (the rest get 530).
+_PRE_LOGIN = {"USER", "PASS", "QUIT", "FEAT", "SYST", "NOOP", "PBSZ", "PROT", "AUTH", "OPTS"}
+
+
+@dataclass
+class FtpsStats:
+    """Counters since start (a test reads them; nothing resets them)."""
+
+    connections: int = 0  # TLS handshakes completed on the control port
+    logins: int = 0
+    failed_logins: int = 0
+    reuse_refusals: int = 0  # data connections refused for not resuming the TLS session
+    uploads: int = 0  # STORs completed
+    downloads: int = 0
+    commands: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+def ftps_server_context(base: ssl.SSLContext) -> ssl.SSLContext:
+    """``base`` with TLS session tickets off, so a resumed data connection shows the control
+    connection's session id (what "the same session" means here)."""
+    base.options |= ssl.OP_NO_TICKET
+    return base
+
+
+def list_line(path: Path, name: str, now: float | None = None) -> str:
+    """One ``LIST`` line in vsftpd's format (``ls -l`` style, numeric owner)."""
+    st = path.stat()
+    mode = stat.filemode(st.st_mode)
+    moment = time.localtime(st.st_mtime)
+    recent = abs((now or time.time()) - st.st_mtime) < 182 * 86400
+    when = time.strftime("%H:%M", moment) if recent else f" {moment.tm_year}"
+    date = f"{_MONTHS[moment.tm_mon - 1]} {moment.tm_mday:2d} {when}"
+    return f"{mode}    1 1000     1000     {st.st_size:>8d} {date} {name}"
+
+
+class _Session:
+    """One control connection."""
+
+    def __init__(
+        self,
+        server: FtpsServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.user: str | None = None
+        self.logged_in = False
+        self.pbsz = False
+        self.prot_private = False
+        self.cwd = "/"
+        self.pasv: asyncio.Server | None = None
+        self.data: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None = None
+        ssl_object = writer.get_extra_info("ssl_object")
+        self.tls_session = ssl_object.session if ssl_object is not None else None
+
+    async def reply(self, text: str) -> None:
+        self.writer.write(text.encode("utf-8", "replace") + b"\r\n")
+        await self.writer.drain()
+
+    def path(self, arg: str) -> str:
+        joined = posixpath.join(self.cwd, arg) if arg else self.cwd
+        return posixpath.normpath("/" + joined.lstrip("/")) if joined else "/"
+
+    async def run(self) -> None:
+        await self.reply("220 (vsFTPd 3.0.5)")
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                return
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            verb, _, arg = text.partition(" ")
+            verb = verb.upper()
+            self.server.stats.commands[verb] += 1
+            if not self.logged_in and verb not in _PRE_LOGIN:
+                await self.reply("530 Please login with USER and PASS.")
+                continue
+            handler = getattr(self, f"cmd_{verb.lower()}", None) if verb.isalpha() else None
+            if handler is None:
+                await self.reply("500 Unknown command.")
+                continue
+            if await handler(arg):
+                return
+
+    async def close(self) -> None:
+        self._close_pasv()
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 1)
+
+    def abort(self) -> None:
+        self._close_pasv()
+        self.writer.transport.abort()
+
+    # -- login and settings --
+
+    async def cmd_user(self, arg: str) -> bool:
+        self.user, self.logged_in = arg, False
+        await self.reply("331 Please specify the password.")
+        return False
+
+    async def cmd_pass(self, arg: str) -> bool:
+        server = self.server
+        if self.user is None:
+            await self.reply("503 Login with USER first.")
+            return False
+        ok = self.user == "bblp" and hmac.compare_digest(arg.encode(), server.access_code.encode())
+        if not ok:
+            server.stats.failed_logins += 1
+            await self.reply("530 Login incorrect.")
+            return True  # vsftpd hangs up after a failed login
+        self.logged_in = True
+        server.stats.logins += 1
+        await self.reply("230 Login successful.")
+        return False
+
+    async def cmd_auth(self, arg: str) -> bool:
+        await self.reply("534 Already in TLS (implicit).")
+        return False
+
+    async def cmd_pbsz(self, arg: str) -> bool:
+        self.pbsz = True
+        await self.reply("200 PBSZ set to 0.")
+        return False
+
+    async def cmd_prot(self, arg: str) -> bool:
+        level = arg.strip().upper()
+        if level == "P":
+            self.prot_private = True
+            await self.reply("200 PROT now Private.")
+        elif level == "C":
+            self.prot_private = False
+            await self.reply("200 PROT now Clear.")
+        else:
+            await self.reply("536 PROT not supported.")
+        return False
+
+    async def cmd_syst(self, arg: str) -> bool:
+        await self.reply("215 UNIX Type: L8")
+        return False
+
+    async def cmd_feat(self, arg: str) -> bool:
+        lines = ["211-Features:", *(f" {f}" for f in _FEATURES), "211 End"]
+        await self.reply("\r\n".join(lines))
+        return False
+
+    async def cmd_opts(self, arg: str) -> bool:
+        await self.reply("200 Always in UTF8 mode.")
+        return False
+
+    async def cmd_noop(self, arg: str) -> bool:
+        await self.reply("200 NOOP ok.")
+        return False
+
+    async def cmd_type(self, arg: str) -> bool:
+        kind = arg.strip().upper()[:1]
+        if kind == "I":
+            await self.reply("200 Switching to Binary mode.")
+        elif kind == "A":
+            await self.reply("200 Switching to ASCII mode.")
+        else:
+            await self.reply("500 Unrecognised TYPE command.")
+        return False
+
+    async def cmd_quit(self, arg: str) -> bool:
+        await self.reply("221 Goodbye.")
+        return True
+
+    # -- folders and files --
+
+    async def cmd_pwd(self, arg: str) -> bool:
+        await self.reply(f'257 "{self.cwd}" is the current directory')
+        return False
+
+    async def cmd_cwd(self, arg: str) -> bool:
+        target = self.path(arg)
+        if self.server.card.local(target).is_dir():
+            self.cwd = target
+            await self.reply("250 Directory successfully changed.")
+        else:
+            await self.reply("550 Failed to change directory.")
+        return False
+
+    async def cmd_cdup(self, arg: str) -> bool:
+        return await self.cmd_cwd("..")
+
+    async def cmd_size(self, arg: str) -> bool:
+        local = self.server.card.local(self.path(arg))
+        if local.is_file():
+            await self.reply(f"213 {local.stat().st_size}")
+        else:
+            await self.reply("550 Could not get file size.")
+        return False
+
+    async def cmd_mdtm(self, arg: str) -> bool:
+        local = self.server.card.local(self.path(arg))
+        if local.is_file():
+            stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(local.stat().st_mtime))
+            await self.reply(f"213 {stamp}")
+        else:
+            await self.reply("550 Could not get file modification time.")
+        return False
+
+    async def cmd_dele(self, arg: str) -> bool:
+        local = self.server.card.local(self.path(arg))
+        if local.is_file():
+            local.unlink()
+            await self.reply("250 Delete operation successful.")
+        else:
+            await self.reply("550 Delete operation failed.")
+        return False
+
+    async def cmd_mkd(self, arg: str) -> bool:
+        target = self.path(arg)
+        local = self.server.card.local(target)
+        if local.exists() or not local.parent.is_dir():
+            await self.reply("550 Create directory operation failed.")
+        else:
+            local.mkdir()
+            await self.reply(f'257 "{target}" created')
+        return False
+
+    async def cmd_rmd(self, arg: str) -> bool:
+        local = self.server.card.local(self.path(arg))
+        try:
+            if local == self.server.card.root:
+                raise OSError("the root")
+            local.rmdir()
+        except OSError:
+            await self.reply("550 Remove directory operation failed.")
+        else:
+            await self.reply("250 Remove directory operation successful.")
+        return False
+
+    async def cmd_avbl(self, arg: str) -> bool:
+        free = self.server.card.free()
+        if free is None:
+            await self.reply("550 Free space unknown.")
+        else:
+            await self.reply(f"213 {free}")
+        return False
+
+    # -- data connections --
+
+    def _close_pasv(self) -> None:
+        if self.pasv is not None:
+            self.pasv.close()
+            self.pasv = None
+        if self.data is not None and self.data.done() and not self.data.cancelled():
+            with contextlib.suppress(Exception):
+                self.data.result()[1].transport.abort()
+        self.data = None
+
+    async def _open_pasv(self) -> int | None:
+        self._close_pasv()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            loop.create_future()
+        )
+
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if future.done():
+                writer.transport.abort()  # one data connection per PASV
+                return
+            future.set_result((reader, writer))
+
+        host = self.writer.get_extra_info("sockname")[0]
+        for port in self.server.passive_ports():
+            try:
+                self.pasv = await asyncio.start_server(accepted, host, port)
+            except OSError:
+                continue
+            self.data = future
+            return int(self.pasv.sockets[0].getsockname()[1])
+        return None
+
+    async def cmd_pasv(self, arg: str) -> bool:
+        port = await self._open_pasv()
+        if port is None:
+            await self.reply("425 Could not listen for passive connection.")
+            return False
+        host = self.writer.get_extra_info("sockname")[0].replace(".", ",")
+        await self.reply(f"227 Entering Passive Mode ({host},{port >> 8},{port & 0xFF}).")
+        return False
+
+    async def cmd_epsv(self, arg: str) -> bool:
+        port = await self._open_pasv()
+        if port is None:
+            await self.reply("425 Could not listen for passive connection.")
+            return False
+        await self.reply(f"229 Entering Extended Passive Mode (|||{port}|)")
+        return False
+
+    async def cmd_port(self, arg: str) -> bool:
+        await self.reply("500 Illegal PORT command.")  # printers are reached passive only
+        return False
+
+    async def cmd_eprt(self, arg: str) -> bool:
+        return await self.cmd_port(arg)
+
+    async def _data_connection(
+        self, opening: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Accept the passive connection, answer ``opening`` (150), then the TLS handshake
+        that must resume this control connection's session; None after an error reply."""
+        if not self.prot_private:
+            await self.reply("522 Data connections must be encrypted.")
+            return None
+        if self.data is None:
+            await self.reply("425 Use PORT or PASV first.")
+            return None
+        future = self.data
+        try:
+            reader, writer = await asyncio.wait_for(future, _DATA_TIMEOUT)
+        except TimeoutError:
+            self._close_pasv()
+            await self.reply("425 Failed to establish connection.")
+            return None
+        if self.pasv is not None:
+            self.pasv.close()
+            self.pasv = None
+        self.data = None
+        await self.reply(opening)
+        try:
+            await asyncio.wait_for(writer.start_tls(self.server.tls()), _DATA_TIMEOUT)
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError):
+            writer.transport.abort()
+            await self.reply("522 SSL connection failed: session reuse required")
+            return None
+        ssl_object = writer.get_extra_info("ssl_object")
+        session = ssl_object.session if ssl_object is not None else None
+        same = (
+            ssl_object is not None
+            and ssl_object.session_reused
+            and session is not None
+            and self.tls_session is not None
+            and session.id == self.tls_session.id
+        )
+        if not same:
+            self.server.stats.reuse_refusals += 1
+            writer.transport.abort()
+            await self.reply("522 SSL connection failed: session reuse required")
+            return None
+        return reader, writer
+
+    async def _end_data(self, writer: asyncio.StreamWriter) -> None:
+        """Close our side: close_notify goes out; the client's is not awaited."""
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 0.5)
+        if not writer.transport.is_closing():
+            writer.transport.abort()
+
+    async def _listing(self, arg: str, *, long: bool) -> None:
+        args = [a for a in arg.split() if not a.startswith("-")]
+        target = self.path(args[0] if args else "")
+        card = self.server.card
+        local = card.local(target)
+        if local.is_dir():
+            children = sorted(local.iterdir(), key=lambda p: p.name)
+        elif local.exists():
+            children = [local]
+        else:
+            children = []
+        lines: list[str] = []
+        now = time.time()
+        for child in children:
+            if long:
+                lines.append(list_line(child, child.name, now))
+            elif self.server.nlst_with_folder and target != "/" and child != local:
+                lines.append(f"{target.strip('/')}/{child.name}")
+            else:
+                lines.append(child.name)
+        opened = await self._data_connection("150 Here comes the directory listing.")
+        if opened is None:
+            return
+        _, writer = opened
+        writer.write("".join(line + "\r\n" for line in lines).encode("utf-8", "replace"))
+        with contextlib.suppress(OSError, ConnectionError):
+            await writer.drain()
+        await self._end_data(writer)
+        await self.reply("226 Directory send OK.")
+
+    async def cmd_list(self, arg: str) -> bool:
+        await self._listing(arg, long=True)
+        return False
+
+    async def cmd_nlst(self, arg: str) -> bool:
+        await self._listing(arg, long=False)
+        return False
+
+    async def cmd_retr(self, arg: str) -> bool:
+        local = self.server.card.local(self.path(arg))
+        if not local.is_file():
+            self._close_pasv()
+            await self.reply("550 Failed to open file.")
+            return False
+        size = local.stat().st_size
+        opened = await self._data_connection(
+            f"150 Opening BINARY mode data connection for {posixpath.basename(arg)} ({size} bytes)."
+        )
+        if opened is None:
+            return False
+        _, writer = opened
+        try:
+            with local.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    writer.write(chunk)
+                    await writer.drain()
+        except (OSError, ConnectionError):
+            writer.transport.abort()
+            await self.reply("426 Failure writing network stream.")
+            return False
+        await self._end_data(writer)
+        self.server.stats.downloads += 1
+        await self.reply("226 Transfer complete.")
+        return False
+
+    async def cmd_stor(self, arg: str) -> bool:
+        server = self.server
+        target = self.path(arg)
+        local = server.card.local(target)
+        if not arg or local.is_dir() or not local.parent.is_dir():
+            self._close_pasv()
+            await self.reply("553 Could not create file.")
+            return False
+        opened = await self._data_connection("150 Ok to send data.")
+        if opened is None:
+            return False
+        reader, writer = opened
+        free = server.card.free()
+        written = 0
+        full = dropped = broken = False
+        with local.open("wb") as handle:
+            while True:
+                try:
+                    chunk = await reader.read(_CHUNK)
+                except (OSError, ConnectionError, ssl.SSLError):
+                    broken = True
+                    break
+                if not chunk:
+                    break
+                if free is not None and written + len(chunk) > free:
+                    handle.write(chunk[: max(0, free - written)])
+                    full = True
+                    break
+                handle.write(chunk)
+                written += len(chunk)
+                limit = server.drop_uploads_after
+                if limit is not None and written >= limit:
+                    dropped = True
+                    break
+        if dropped:
+            writer.transport.abort()
+            self.abort()  # the whole connection is gone, as when a printer drops off Wi-Fi
+            return True
+        if full:
+            writer.transport.abort()
+            await self.reply("552 Could not write: no space left on the card.")
+            return False
+        await self._end_data(writer)
+        if broken:
+            await self.reply("426 Failure reading network stream.")
+            return False
+        server.stats.uploads += 1
+        await self.reply("226 Transfer complete.")
+        return False
+
+
+class FtpsServer:
+    """The storage service of one simulated printer.
+
+    Arguments:
+        access_code: the password of user ``bblp`` (the printer's LAN access code).
+        card: the storage; a fresh temporary card when None (removed by ``stop``).
+        pasv_ports: ``(first, last)`` passive ports, or None for any free port.
+        nlst_with_folder: X1 style ``NLST`` ("cache/x.3mf") instead of bare names.
+    """
+
+    def __init__(
+        self,
+        access_code: str,
+        card: SimCard | None = None,
+        *,
+        pasv_ports: tuple[int, int] | None = None,
+        nlst_with_folder: bool = False,
+    ) -> None:
+        self.access_code = access_code
+        self._own_card = card is None
+        self.card = card if card is not None else SimCard()
+        self.pasv_ports = pasv_ports
+        self.nlst_with_folder = nlst_with_folder
+        self.stats = FtpsStats()
+        self.drop_uploads_after: int | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._sessions: set[_Session] = set()
+        self._next_pasv = 0
+
+    def __repr__(self) -> str:
+        return f"<FtpsServer port={self.port} card={self.card.root}>"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def tls(self) -> ssl.SSLContext:
+        assert self.ssl_context is not None, "the FTPS server is not started"
+        return self.ssl_context
+
+    def passive_ports(self) -> list[int]:
+        """Ports to try for the next passive listener (round robin over the range)."""
+        if self.pasv_ports is None:
+            return [0]
+        first, last = self.pasv_ports
+        span = last - first + 1
+        start = self._next_pasv % span
+        self._next_pasv += 1
+        return [first + (start + i) % span for i in range(span)]
+
+    def drop_upload_after(self, size: int | None) -> None:
+        """Fault: drop the connection once an upload has sent ``size`` bytes (None: off)."""
+        self.drop_uploads_after = size
+
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext) -> None:
+        """Listen with implicit TLS; ``ssl_context`` is the printer's server context."""
+        if self._server is not None:
+            raise RuntimeError("the FTPS server is already started")
+        self.ssl_context = ftps_server_context(ssl_context)
+        self._server = await asyncio.start_server(self._serve, host, port, ssl=self.ssl_context)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop listening and drop every connection. Idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for session in list(self._sessions):
+            session.abort()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2)
+        if self._own_card:
+            self.card.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
+        session = _Session(self, reader, writer)
+        self._sessions.add(session)
+        try:
+            await session.run()
+        except (OSError, ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            log.exception("FTPS session failed")
+        finally:
+            self._sessions.discard(session)
+            await session.close()
+
+
+__all__ = ["FtpsServer", "FtpsStats", "SimCard", "list_line"]
