@@ -450,6 +450,40 @@ def handle_bambu_lan(cfg: Config, full: bytes, deltas: list[bytes]) -> Config:
 
         if stage == "decode+merge+state":
             return time_handler(decode_merge_build, deltas, cfg)
+        if stage == "pipeline":
+            # decode, merge, typed state, events through the public protocol functions alone:
+            # what a sans-I/O core does, without the connection's own bookkeeping.
+            from bambu_lan.protocol.events import EventTracker
+            from bambu_lan.protocol.state import StateBuilder
+
+            pipe_builder = StateBuilder(cfg["serial"])
+            tracker = EventTracker(cfg["serial"])
+            pipe_raw: dict[str, Any] = {}
+
+            def pipeline(payload: bytes) -> None:
+                nonlocal pipe_raw
+                body = decode_payload(payload)
+                assert body is not None
+                report = body["print"]
+                pipe_raw, full = apply_push(pipe_raw, report)
+                tracker.update(pipe_builder.build(pipe_raw, None if full else report.keys(), True))
+
+            pipeline(full)
+            return time_handler(pipeline, deltas, cfg)
+        if stage == "every field read":
+            # The handler, then a consumer that reads every field of every snapshot (sections
+            # are built on first read: this is the cost of all of them, every delta).
+            import dataclasses
+
+            names = [f.name for f in dataclasses.fields(conn.state)]
+
+            def handle_and_read(payload: bytes) -> None:
+                conn._on_payload(payload)
+                state = conn.state
+                for name in names:
+                    getattr(state, name)
+
+            return time_handler(handle_and_read, deltas, cfg)
         raise SystemExit(f"unknown stage {stage}")
 
     return asyncio.run(run())

@@ -22,11 +22,11 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bambu_lan.config import PrinterConfig, Secret
+from bambu_lan.config import DEFAULT_FTPS_PORT, PrinterConfig, Secret
 from bambu_lan.errors import (
     BambuError,
     CommandRejected,
@@ -49,6 +49,10 @@ from bambu_lan.protocol.state import (
 from bambu_lan.protocol.topics import DEFAULT_PORT
 from bambu_lan.session import ConnectionStatus, LinkState, Session, SessionOptions
 from bambu_lan.trust import TrustConfig
+
+if TYPE_CHECKING:
+    from bambu_lan.files import Progress, Storage
+    from bambu_lan.print_job import PrintOptions, PrintStarted
 
 log = logging.getLogger("bambu_lan.printer")
 
@@ -434,6 +438,7 @@ class Printer:
         insecure: bool = False,
         options: PrinterOptions | None = None,
         name: str = "",
+        ftps_port: int = DEFAULT_FTPS_PORT,
     ) -> None:
         code = access_code if isinstance(access_code, Secret) else Secret(access_code)
         trust = TrustConfig(
@@ -444,7 +449,13 @@ class Printer:
         )
         self._setup(
             PrinterConfig(
-                host=host, serial=serial, access_code=code, port=port, trust=trust, name=name
+                host=host,
+                serial=serial,
+                access_code=code,
+                port=port,
+                trust=trust,
+                name=name,
+                ftps_port=ftps_port,
             ),
             options,
         )
@@ -630,3 +641,42 @@ class Printer:
         self, cls: str, command: str, params: dict[str, Any] | None = None
     ) -> CommandResult:
         return await self.send(cmd.raw(cls, command, params))
+
+    # -- printing and storage (print_job.py, files.py) --
+
+    async def print_file(
+        self,
+        path: str | Path,
+        *,
+        plate: int | None = None,
+        options: PrintOptions | None = None,
+        upload: bool = True,
+        progress: Progress | None = None,
+        start_timeout: float = 60.0,
+    ) -> PrintStarted:
+        """Print a sliced ``.gcode.3mf`` (or a plain ``.gcode``): check it locally, upload it
+        over FTPS with ``progress(done, total)``, send ``project_file`` with the printer's
+        defaults (``options`` to change them), and return once the printer reports the job
+        started. ``upload=False`` prints the copy already on the card (a local file of the
+        same name must match its size; else ``path`` is the card path). Raises
+        ``PrintFileError`` (bad file, nothing sent), ``FileTransferError``/``StorageFull``,
+        ``CommandRejected``/``DeveloperModeRequired``/``PrintFailed`` with the printer's reason.
+        """
+        import dataclasses
+
+        from bambu_lan.print_job import PrintOptions, print_file
+
+        chosen = options or PrintOptions()
+        if plate is not None:
+            chosen = dataclasses.replace(chosen, plate=plate)
+        return await print_file(
+            self, path, options=chosen, upload=upload, progress=progress,
+            start_timeout=start_timeout,
+        )  # fmt: skip
+
+    def storage(self) -> Storage:
+        """The printer's storage (FTPS), same address, access code and trust:
+        ``async with printer.storage() as files: await files.entries("/")``."""
+        from bambu_lan.files import Storage
+
+        return Storage(self.config)

@@ -21,14 +21,18 @@ import threading
 from collections.abc import Coroutine, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from bambu_lan.config import PrinterConfig, Secret
+from bambu_lan.config import DEFAULT_FTPS_PORT, PrinterConfig, Secret
 from bambu_lan.printer import CommandResult, Printer, PrinterOptions
 from bambu_lan.protocol.events import Event
 from bambu_lan.protocol.state import PrinterInfo, PrinterState
 from bambu_lan.protocol.topics import DEFAULT_PORT
 from bambu_lan.session import ConnectionStatus
+
+if TYPE_CHECKING:
+    from bambu_lan.files import Progress
+    from bambu_lan.print_job import PrintOptions, PrintStarted
 
 T = TypeVar("T")
 
@@ -91,6 +95,7 @@ class SyncPrinter:
         insecure: bool = False,
         options: PrinterOptions | None = None,
         name: str = "",
+        ftps_port: int = DEFAULT_FTPS_PORT,
     ) -> None:
         self._setup(
             Printer(
@@ -104,6 +109,7 @@ class SyncPrinter:
                 insecure=insecure,
                 options=options,
                 name=name,
+                ftps_port=ftps_port,
             )
         )
 
@@ -220,3 +226,21 @@ class SyncPrinter:
 
     def gcode(self, lines: str | Iterable[str]) -> CommandResult:
         return self._run(self._printer.gcode(lines))
+
+    def print_file(
+        self,
+        path: str | Path,
+        *,
+        plate: int | None = None,
+        options: PrintOptions | None = None,
+        upload: bool = True,
+        progress: Progress | None = None,
+        start_timeout: float = 60.0,
+    ) -> PrintStarted:
+        """``Printer.print_file``, blocking (``progress`` is called from the loop thread)."""
+        return self._run(
+            self._printer.print_file(
+                path, plate=plate, options=options, upload=upload, progress=progress,
+                start_timeout=start_timeout,
+            )
+        )  # fmt: skip

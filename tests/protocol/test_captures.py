@@ -515,13 +515,14 @@ def test_capture_reads_right_before_get_version(name: str) -> None:
 def test_h2d_real_deltas_switch_the_active_extruder_and_nozzles() -> None:
     fixture, state, pipe = run("h2d")
     left, nozzles, door = fixture["deltas"]
+    job = state.job  # read, so built: later snapshots share it while no delta touches it
     switched = pipe.feed(left)  # device.extruder.state 274: the left extruder (1) is active
     assert switched is not None
     assert [n.active for n in switched.nozzles] == [False, True]
     assert switched.temperatures.nozzle == 40.0
     assert switched.active_tray is None  # extruder 1 snow 65279: nothing loaded
     assert switched.ams == state.ams  # same units and trays, only the loaded one changed
-    assert switched.job is state.job  # untouched sections are shared
+    assert switched.job is job  # untouched sections are shared
     changed = pipe.feed(nozzles)  # new nozzle list: 0.2 mm HS00 and 0.6 mm HX05
     assert changed is not None
     assert [(n.diameter, n.type) for n in changed.nozzles] == [

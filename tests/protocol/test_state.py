@@ -48,6 +48,12 @@ def push(
     return new_raw, builder.build(new_raw, None if full else body.keys(), True)
 
 
+def read_all(state: PrinterState) -> None:
+    """Read every field: a section is built on first read, and only a built one is shared."""
+    for f in dataclasses.fields(state):
+        getattr(state, f.name)
+
+
 def same_values(a: PrinterState, b: PrinterState) -> bool:
     """Equal except for the time stamp."""
     return dataclasses.replace(a, updated_at=0.0) == dataclasses.replace(b, updated_at=0.0)
@@ -309,16 +315,19 @@ def test_any_value_for_any_known_key_never_raises(
 
 def test_untouched_sections_are_reused_and_touched_ones_rebuilt(a1_full: dict[str, Any]) -> None:
     builder, raw, first = build_full(a1_full)
+    read_all(first)
     raw, second = push(builder, raw, nozzle_temper=201.5, bed_temper=60.1, wifi_signal="-51dBm")
     assert second.temperatures is not first.temperatures
     assert second.temperatures.nozzle == 201.5
     assert second.wifi_signal_dbm == -51
     for name in ("job", "fans", "speed", "lights", "ams", "external_spool", "hms"):
         assert getattr(second, name) is getattr(first, name), name
+    read_all(second)
     raw, third = push(builder, raw, mc_percent=40)
     assert third.job is not second.job
     assert third.job.progress == 40
     assert third.temperatures is second.temperatures
+    read_all(third)
     raw, fourth = push(builder, raw, ams={"tray_now": "2"})
     assert fourth.active_tray == 2
     assert fourth.ams is not third.ams
@@ -335,6 +344,7 @@ def test_a_full_rebuild_when_changed_is_none(a1_full: dict[str, Any]) -> None:
 
 def test_envelope_only_delta_changes_nothing_but_the_time(a1_full: dict[str, Any]) -> None:
     builder, raw, first = build_full(a1_full)
+    read_all(first)
     raw, second = push(builder, raw)
     assert same_values(first, second)
     assert second.job is first.job
@@ -624,3 +634,40 @@ def test_chamber_from_device_ctc_only_where_a_sensor_exists(a1_full: dict[str, A
     _, _, a1 = build_full(body)
     assert a1.temperatures.chamber is None
     assert not a1.temperatures.chamber_sensor
+
+
+# --- lazy sections -----------------------------------------------------------------------------
+
+
+def test_a_delta_builds_nothing_until_a_section_is_read(a1_full: dict[str, Any]) -> None:
+    stats = DecodeStats()
+    builder, raw, first = build_full(a1_full, stats=stats)
+    read_all(first)
+    raw, second = push(builder, raw, nozzle_temper="hot", bed_temper=60.0)
+    built = vars(second)
+    assert "temperatures" not in built  # touched by the delta: built on first read
+    assert "nozzles" not in built
+    assert built["job"] is first.job  # untouched: shared, nothing to build
+    assert stats.counts == {}  # the bad reading is not even looked at yet
+    assert second.temperatures.nozzle is None  # ... until read: unknown, and counted once
+    assert second.temperatures.bed == 60.0
+    assert second.nozzles[0].temperature is None
+    assert stats.counts == {"bad_type:nozzle_temper": 1}
+    assert second.temperatures is second.temperatures  # built once, then kept
+
+
+def test_lazy_snapshots_compare_copy_and_pickle_like_eager_ones(a1_full: dict[str, Any]) -> None:
+    builder, raw, _ = build_full(a1_full)
+    raw, lazy = push(builder, raw, nozzle_temper=180.0, mc_percent=3, hms=[])
+    eager = PrinterState(**{f.name: getattr(lazy, f.name) for f in dataclasses.fields(lazy)})
+    raw, lazy_again = push(builder, raw)  # a second, separately lazy snapshot of the same data
+    assert same_values(lazy_again, eager)
+    assert copy.deepcopy(lazy_again) == lazy_again
+    restored = pickle.loads(pickle.dumps(lazy_again))  # noqa: S301 - our own bytes
+    assert restored == lazy_again
+    assert "_sections" not in vars(restored)
+    assert restored.temperatures.nozzle == 180.0
+    with pytest.raises(AttributeError):
+        lazy_again.no_such_field  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lazy_again.temperatures = eager.temperatures  # type: ignore[misc]

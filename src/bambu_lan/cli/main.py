@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trust": ("bambu_lan.cli.trust_cmd:trust", "List or forget pinned printer certificates."),
     "config": ("bambu_lan.cli.config_cmd:config", "Where the config file is; its printers."),
     "files": ("bambu_lan.cli.files_cmd:files", "The printer's card over FTPS: ls, put, get, rm."),
+    "print": ("bambu_lan.cli.print_cmd:print_", "Print a sliced .gcode.3mf: check, upload, start."),
     "serve": (
         "bambu_lan.cli.serve_cmd:serve",
         "Farm daemon: Home Assistant/MQTT, metrics, history.",

@@ -39,16 +39,17 @@ def apply_push(state: dict[str, Any], print_obj: dict[str, Any]) -> tuple[dict[s
 
     Envelope keys are dropped, so the state holds printer data only.
     """
-    if is_full_report(print_obj):
+    msg = print_obj.get("msg")
+    if msg == 0 or (msg is None and "gcode_state" in print_obj and "nozzle_temper" in print_obj):
+        # is_full_report(print_obj), inlined: this runs for every report.
         return {k: v for k, v in print_obj.items() if k not in ENVELOPE_KEYS}, True
     # deep_merge(state, body) in one pass, without building the body first (the hot path).
     merged = dict(state)
+    envelope = ENVELOPE_KEYS
     for key, value in print_obj.items():
-        if key in ENVELOPE_KEYS:
-            continue
-        if isinstance(value, dict):
+        if type(value) is dict:
             old = merged.get(key)
             merged[key] = deep_merge(old, value) if isinstance(old, dict) else value
-        else:
+        elif key not in envelope:
             merged[key] = value
     return merged, False

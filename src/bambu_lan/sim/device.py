@@ -30,7 +30,7 @@ from bambu_lan.errors import ConfigError
 from bambu_lan.sim.broker import Broker, BrokerRules, GarbageKind, SilenceRecovery
 from bambu_lan.sim.certs import SERIAL_RE, CertAuthority, default_cert_dir
 from bambu_lan.sim.ftps import FtpsServer
-from bambu_lan.sim.ftps_card import SimCard
+from bambu_lan.sim.ftps_card import PrintFileReader, SimCard
 from bambu_lan.sim.printer import PrinterModel
 from bambu_lan.sim.profiles import ModelProfile, get_profile
 
@@ -266,6 +266,7 @@ class SimulatedPrinter:
             raise listen_error(self.host, self.ftps_port, exc) from exc
         self.ftps = ftps
         self.ftps_port = ftps.port
+        self.model.data.card_files = PrintFileReader(card)  # project_file reads the card
 
     @property
     def card(self) -> SimCard | None:
@@ -288,6 +289,7 @@ class SimulatedPrinter:
                 await task
         ftps, self.ftps = self.ftps, None
         if ftps is not None:
+            self.model.data.card_files = None
             await ftps.stop()
             if self._card_dir is None:
                 ftps.card.close()

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from bambu_lan.sim import report
+from bambu_lan.sim.ftps_card import PrintFileRefused
 from bambu_lan.sim.model.gcode import run_gcode
 from bambu_lan.sim.model.pushes import Reports
 from bambu_lan.sim.model.state import (
@@ -32,6 +33,7 @@ from bambu_lan.sim.model.state import (
     Job,
     LoggedRequest,
     ModelState,
+    SdFile,
     file_stem,
     plan_stages,
 )
@@ -109,6 +111,11 @@ def _requested_file(value: object) -> str | None:
     except ValueError:  # e.g. a broken IPv6 host: not a name the printer could open
         return None
     return PurePosixPath(unquote(path)).name or None
+
+
+def _card_file_layers(file_name: str) -> int:
+    """Layers of a card file whose G-code does not say: steady per name, 20-49."""
+    return 20 + int.from_bytes(file_name.encode()[:4].ljust(4, b"\0"), "big") % 30
 
 
 def _bool_option(body: JsonObject, *names: str, default: bool) -> bool:
@@ -314,27 +321,52 @@ class CommandHandlers:
     @_command("print", "project_file")
     def _on_project_file(self, request: Request) -> None:
         body = request.body
+        location = body.get("url") or body.get("file")
         file_name = _requested_file(body.get("url")) or _requested_file(body.get("file"))
-        self._start_from_request(request, file_name)
+        self._start_from_request(request, file_name, location, body.get("param"))
 
     @_command("print", "gcode_file")
     def _on_gcode_file(self, request: Request) -> None:
-        self._start_from_request(request, _requested_file(request.body.get("param")))
+        param = request.body.get("param")
+        self._start_from_request(request, _requested_file(param), param, None)
 
-    def _start_from_request(self, request: Request, file_name: str | None) -> None:
+    def _refuse_start(self, request: Request, code: int, reason: str) -> None:
+        state = self._state
+        state.set_gcode_state("FAILED")
+        state.set("print_error", code)
+        state.set("print_type", "idle")
+        self._reply(request, error=reason, err_code=code)
+
+    def _start_from_request(
+        self,
+        request: Request,
+        file_name: str | None,
+        location: object = None,
+        plate_param: object = None,
+    ) -> None:
         state = self._state
         if state.gcode_state in BUSY_STATES:
             self._reply(request, error="device is busy", err_code=report.PRINT_ERROR_BUSY)
             return
-        sd_file = state.sd_files.get(file_name) if file_name else None
+        # A file on the card (uploaded over FTPS) first, then the built-in sample files.
+        card_file = None
+        if state.card_files is not None and isinstance(location, str) and location.strip():
+            try:
+                card_file = state.card_files.open(
+                    location, plate_param if isinstance(plate_param, str) else None
+                )
+            except PrintFileRefused as refused:
+                self._refuse_start(request, refused.code, refused.reason)
+                return
+        sd_file = state.sd_files.get(file_name) if file_name and card_file is None else None
+        if card_file is not None:
+            file_name = PurePosixPath(card_file.path).name
+            sd_file = SdFile(
+                layers=card_file.layers or _card_file_layers(file_name), layer_seconds=12.0
+            )
         if file_name is None or sd_file is None:
-            state.set_gcode_state("FAILED")
-            state.set("print_error", report.PRINT_ERROR_FILE_NOT_FOUND)
-            state.set("print_type", "idle")
-            self._reply(
-                request,
-                error="unsupported print file path or name",
-                err_code=report.PRINT_ERROR_FILE_NOT_FOUND,
+            self._refuse_start(
+                request, report.PRINT_ERROR_FILE_NOT_FOUND, "unsupported print file path or name"
             )
             return
         body = request.body
@@ -345,7 +377,8 @@ class CommandHandlers:
             file=file_name,
             name=subtask_name
             if isinstance(subtask_name, str) and subtask_name
-            else file_stem(file_name),
+            else (card_file.name if card_file is not None and card_file.name else "")
+            or file_stem(file_name),
             layers=sd_file.layers,
             layer_seconds=sd_file.layer_seconds,
             prepare_seconds=state.rng.uniform(*_JOB_PREPARE_SECONDS),
@@ -357,6 +390,7 @@ class CommandHandlers:
             ),
             nozzle_target=material.print_nozzle,
             bed_target=material.print_bed,
+            timelapse=_bool_option(body, "timelapse", default=False),
         )
         self._reply(request)
         ids = {

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bambu_lan.sim import report
+from bambu_lan.sim.ftps_card import PrintFileReader
 from bambu_lan.sim.profiles import ModelProfile
 from bambu_lan.sim.report import JsonObject
 
@@ -97,6 +98,7 @@ class Job:
     stages: list[int]
     nozzle_target: int
     bed_target: int
+    timelapse: bool = False  # a finished job leaves a video on the card
     phase: JobPhase = JobPhase.PREPARE
     phase_elapsed: float = 0.0
     stage_index: int = 0
@@ -164,6 +166,7 @@ class ModelState:
             "calibration_cube.gcode.3mf": SdFile(layers=20, layer_seconds=10.0),
         }
         self.job: Job | None = None
+        self.card_files: PrintFileReader | None = None  # the storage card, when FTPS runs
         self.sim_time = 0.0  # simulated seconds since the model was made
         self.clear_print_error_at: float | None = None  # sim_time when a stop's error goes
         self.detached_ams_units: list[JsonObject] = []  # the AMS while unplugged
@@ -339,7 +342,9 @@ class ModelState:
 
     def end_job(self, final_state: str, *, print_error: int = 0) -> None:
         """FINISH or FAILED: heaters and fans off, back to an idle print type."""
-        self.job = None
+        job, self.job = self.job, None
+        if final_state == "FINISH" and job is not None and self.card_files is not None:
+            self.card_files.record_finished(job.name, timelapse=job.timelapse)
         self.set_gcode_state(final_state)
         self.set("print_error", print_error)
         self.set("print_type", "idle")

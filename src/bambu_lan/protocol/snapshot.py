@@ -1,0 +1,346 @@
+"""The typed, immutable snapshot of a printer (protocol.md §4): ``PrinterState`` and its
+sections (job, temperatures and nozzles, fans, speed, AMS units and trays, ...).
+
+``state.StateBuilder`` makes them from the merged report; ``sections`` reads each section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from bambu_lan.protocol.errors_table import HmsAlert, PrintError
+
+
+class JobState(StrEnum):
+    IDLE = "IDLE"
+    PREPARE = "PREPARE"
+    RUNNING = "RUNNING"
+    PAUSE = "PAUSE"
+    FINISH = "FINISH"
+    FAILED = "FAILED"
+    SLICING = "SLICING"
+    INIT = "INIT"
+    OFFLINE = "OFFLINE"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def active(self) -> bool:
+        """A job is on the printer (Studio's "busy": PREPARE, RUNNING, PAUSE, SLICING)."""
+        return self in ACTIVE_JOB_STATES
+
+
+# Studio's "busy" states.
+ACTIVE_JOB_STATES = frozenset(
+    {JobState.PREPARE, JobState.RUNNING, JobState.PAUSE, JobState.SLICING}
+)
+JOB_STATES_BY_NAME = {s.value: s for s in JobState}
+
+# stg_cur / stg ids (protocol.md §4.5).
+STAGE_NAMES: dict[int, str] = {
+    0: "printing",
+    1: "auto bed leveling",
+    2: "heatbed preheating",
+    3: "vibration compensation",
+    4: "changing filament",
+    5: "M400 pause",
+    6: "paused: filament runout",
+    7: "heating hotend",
+    8: "calibrating extrusion",
+    9: "scanning bed surface",
+    10: "inspecting first layer",
+    11: "identifying build plate type",
+    12: "calibrating micro lidar",
+    13: "homing toolhead",
+    14: "cleaning nozzle tip",
+    15: "checking extruder temperature",
+    16: "paused by user",
+    17: "paused: front cover falling",
+    18: "calibrating lidar",
+    19: "calibrating extrusion flow",
+    20: "paused: nozzle temperature malfunction",
+    21: "paused: heatbed temperature malfunction",
+    22: "filament unloading",
+    23: "paused: skipped step",
+    24: "filament loading",
+    25: "calibrating motor noise",
+    26: "paused: AMS lost",
+    27: "paused: low heatbreak fan speed",
+    28: "paused: chamber temperature control error",
+    29: "cooling chamber",
+    30: "paused by user G-code",
+    31: "motor noise showoff",
+    32: "paused: nozzle filament covered",
+    33: "paused: cutter error",
+    34: "paused: first layer error",
+    35: "paused: nozzle clog",
+}
+
+SPEED_LEVELS = {1: "silent", 2: "standard", 3: "sport", 4: "ludicrous"}
+SPEED_PERCENT = {1: 50, 2: 100, 3: 124, 4: 166}
+
+EXTERNAL_SPOOL_ID = 254
+NO_TRAY_ID = 255
+
+
+# --- sections -------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _fast_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` about twice as fast, same signature.
+
+    A frozen dataclass sets each field through ``object.__setattr__``; this one calls the slot
+    descriptors directly. Snapshots are built on every report (a farm: many thousands a second),
+    so construction is a large part of the cost. Instances stay frozen: only ``__init__`` changes.
+    """
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {}
+    params, lines = [], []
+    for f in fields:
+        if f.default_factory is not dataclasses.MISSING or not f.init or f.kw_only:
+            raise TypeError(f"_fast_init does not handle the field {cls.__name__}.{f.name}")
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        lines.append(f"    _set_{f.name}(self, {f.name})")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+    exec(source, namespace)  # noqa: S102 - fixed template, field names only (as dataclasses does)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Job:
+    state: JobState
+    file: str
+    name: str
+    progress: int  # percent, 0-100
+    remaining_minutes: int | None
+    layer: int
+    total_layers: int
+    stage_id: int | None  # stg_cur while a job is active
+    stage: str  # stage name in words, "" when idle
+    print_type: str  # idle, local, cloud, system
+    prepare_percent: int | None  # gcode_file_prepare_percent while PREPARE
+
+    @property
+    def active(self) -> bool:
+        return self.state.active
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Nozzle:
+    """One extruder's nozzle: the H2D, H2D Pro, H2C and X2D have two (index 0 right, 1 left)."""
+
+    index: int
+    temperature: float | None
+    target: float | None
+    diameter: float | None  # mm
+    type: str  # stainless_steel, hardened_steel, high_flow_hardened_steel, ... "" unknown
+    active: bool  # the extruder printing now
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Temperatures:
+    nozzle: float | None  # the active nozzle (every nozzle: PrinterState.nozzles)
+    nozzle_target: float | None
+    bed: float | None
+    bed_target: float | None
+    chamber: float | None  # None: no sensor (A1 and P1 report a constant 5)
+    chamber_sensor: bool
+    chamber_target: float | None = None  # P2S/H2 chamber heating target (device.ctc)
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Fans:
+    """Fan speeds in percent."""
+
+    part: int | None
+    aux: int | None
+    chamber: int | None
+    heatbreak: int | None
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Speed:
+    level: int | None  # 1-4
+    name: str  # silent, standard, sport, ludicrous
+    percent: int | None  # spd_mag
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Tray:
+    tray_id: int  # as the printer numbers it: ams_id*4 + slot; AMS HT: the unit id (128-135);
+    # external spools: 254 and 255
+    ams_id: int | None  # None for an external spool
+    slot: int | None
+    empty: bool
+    type: str  # PLA, PETG, ...
+    color: str  # RRGGBBAA as sent, "" when unknown
+    remain: int | None  # percent, None when unknown (-1)
+    brand: str  # tray_sub_brands
+    preset: str  # tray_info_idx
+
+    @property
+    def color_hex(self) -> str:
+        """``#RRGGBB`` for display, or "" when unknown."""
+        return f"#{self.color[:6]}" if len(self.color) >= 6 else ""
+
+    @property
+    def external(self) -> bool:
+        return self.ams_id is None
+
+
+class AmsKind(StrEnum):
+    AMS = "AMS"
+    AMS_LITE = "AMS Lite"
+    AMS_2_PRO = "AMS 2 Pro"
+    AMS_HT = "AMS HT"
+
+
+AMS_HT_FIRST_ID = 128  # AMS HT units are 128-135; their one tray has the unit's id
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class AmsUnit:
+    ams_id: int  # 0-3 (A2L's AMS Lite: 16); AMS HT 128-135
+    humidity: int | None  # level 1 (wet) - 5 (dry), None when not reported
+    temperature: float | None
+    trays: tuple[Tray, ...]
+    kind: AmsKind = AmsKind.AMS
+    humidity_percent: int | None = None  # humidity_raw, where reported
+    drying: bool | None = None  # None: this unit does not report drying
+    drying_minutes_left: int | None = None
+
+
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class PrinterInfo:
+    """What ``info.get_version`` says: model and firmware."""
+
+    model: str  # "A1"
+    model_code: str  # "N2S"
+    firmware: str  # ota sw_ver
+    modules: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PrinterState:
+    """One immutable snapshot of everything the printer has told us.
+
+    Snapshots made by ``StateBuilder`` are cheap to create: one starts as a copy of the
+    previous one's ``__dict__`` without the sections the report changed, and each of those is
+    built from ``raw`` the first time it is read (then kept). Untouched sections are the
+    previous snapshot's objects. Reading a field never fails and never changes its value.
+    """
+
+    serial: str
+    model: str | None
+    firmware: str | None
+    job: Job
+    temperatures: Temperatures
+    fans: Fans
+    speed: Speed
+    lights: Mapping[str, str]  # node -> on/off/flashing
+    wifi_signal_dbm: int | None
+    ams: tuple[AmsUnit, ...]
+    external_spool: Tray | None  # the first of external_spools (kept for compatibility)
+    active_tray: int | None  # a tray_id in ams or external_spools; None: nothing loaded
+    hms: tuple[HmsAlert, ...]
+    print_error: PrintError | None
+    sdcard: bool | None
+    complete: bool  # a full report has been merged (not only deltas)
+    updated_at: float  # time.time() of the last report merged
+    raw: Mapping[str, Any] = field(repr=False)  # merged `print` object, printer's key names
+    # default_factory, not a default: a class attribute would hide a section not built yet.
+    nozzles: tuple[Nozzle, ...] = field(
+        default_factory=tuple
+    )  # every extruder's nozzle, index order
+    external_spools: tuple[Tray, ...] = field(
+        default_factory=tuple
+    )  # vir_slot (ids 254, 255) or vt_tray
+
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names; this is for run time
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for a field missing from __dict__: a section not built yet.
+            values = self.__dict__
+            group = LAZY_FIELDS.get(name)
+            sections = values.get("_sections")
+            if group is None or sections is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            sections.fill(values, group)
+            return values[name]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with every field built, without the builder's section reader."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def tray(self, tray_id: int | None) -> Tray | None:
+        """The tray or external spool with this id (e.g. ``active_tray``), or None."""
+        if tray_id is None:
+            return None
+        for spool in self.external_spools:
+            if spool.tray_id == tray_id:
+                return spool
+        for unit in self.ams:
+            for tray in unit.trays:
+                if tray.tray_id == tray_id:
+                    return tray
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the typed fields plus ``raw``."""
+        data = asdict(self)
+        data["job"]["state"] = self.job.state.value
+        data["lights"] = dict(self.lights)
+        data["raw"] = dict(self.raw)
+        data["hms"] = [{**asdict(a), "short": a.short} for a in self.hms]
+        for unit in data["ams"]:
+            unit["kind"] = str(unit["kind"])
+        if self.print_error is not None:
+            data["print_error"] = {**asdict(self.print_error), "hex": self.print_error.hex}
+        return data
+
+
+# Fields of a PrinterState built on first read, by the section that builds them.
+LAZY_FIELDS: dict[str, str] = {
+    "job": "job",
+    "temperatures": "temperatures",
+    "nozzles": "temperatures",
+    "fans": "fans",
+    "speed": "speed",
+    "lights": "lights",
+    "wifi_signal_dbm": "wifi",
+    "ams": "ams",
+    "external_spools": "ams",
+    "external_spool": "ams",
+    "active_tray": "ams",
+    "hms": "hms",
+    "print_error": "print_error",
+    "sdcard": "sdcard",
+}
+
+
+class SectionFiller(Protocol):
+    """What a lazily built snapshot asks to build a section (``sections.Sections``)."""
+
+    def fill(self, values: dict[str, Any], group: str) -> None: ...

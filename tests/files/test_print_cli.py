@@ -1,0 +1,65 @@
+"""``bambu-lan print``: the command line over ``Printer.print_file``, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.cli.conftest import Cli, Result
+from tests.files.make_3mf import make_3mf
+
+from bambu_lan.sim import SimThread, SimulatedPrinter
+
+
+def test_print_json(
+    cli: Cli, storage_env: SimulatedPrinter, tmp_path: Path, no_secret: Callable[[Result], None]
+) -> None:
+    source = make_3mf(tmp_path / "cube.gcode.3mf", plates=(1, 2))
+    result = cli("print", str(source), "--plate", "2", "--no-ams", "--timelapse", "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["ok"] is True and data["name"] == "cube" and data["plate"] == 2
+    assert data["state"] in ("PREPARE", "RUNNING")
+    assert set(data["timings"]) == {"check", "upload", "command"}
+    assert storage_env.model.state["subtask_name"] == "cube"
+    no_secret(result)
+
+
+def test_print_text_then_busy(cli: Cli, storage_env: SimulatedPrinter, tmp_path: Path) -> None:
+    source = make_3mf(tmp_path / "cube.gcode.3mf")
+    first = cli("print", str(source), "--no-bed-leveling")
+    assert first.code == 0, first.err
+    assert "printing cube (plate 1)" in first.out and "upload" in first.out
+    again = cli("print", str(source))
+    assert again.code == 2
+    assert again.err.startswith("error: ") and "busy" in again.err and "hint: " in again.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--plate", "3"), "no sliced plate 3"),
+        (("--ams-map", "9"), "tray 9 is not on this printer"),
+        (("--ams-map", "x"), "comma-separated"),
+        (("--ams-map", "0", "--no-ams"), "not both"),
+        (("--no-upload",), "not on the printer's card"),
+    ],
+)
+def test_errors_exit_2(
+    cli: Cli, storage_env: SimulatedPrinter, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    source = make_3mf(tmp_path / "cube.gcode.3mf")
+    result = cli("print", str(source), *args)
+    assert result.code == 2, result.err
+    assert message in result.err and "Traceback" not in result.err
+
+
+def test_developer_mode_off(
+    cli: Cli, sim_thread: SimThread[SimulatedPrinter], storage_env: SimulatedPrinter, tmp_path: Path
+) -> None:
+    sim_thread.call(storage_env.model.set_dev_mode, False)
+    result = cli("print", str(make_3mf(tmp_path / "cube.gcode.3mf")), "--json")
+    assert result.code == 2
+    assert result.json()["error"]["type"] == "DeveloperModeRequired"
+    assert "hint: " in result.err and "Developer Mode" in result.err
