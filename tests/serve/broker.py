@@ -68,7 +68,7 @@ class Mosquitto:
         assert process.stderr is not None
         for raw in process.stderr:  # mosquitto says when it listens
             line = raw.decode(errors="replace")
-            if "listen socket" in line.lower() or " running" in line:
+            if " running" in line:  # "Opening listen socket" is logged before the bind
                 break
             if process.poll() is not None:
                 raise RuntimeError(f"mosquitto did not start: {line}")

@@ -36,6 +36,7 @@ def write_config(
         printer_table(name, sim) for name, sim in items
     )
     path.write_text(text)
+    path.chmod(0o600)  # it holds access codes
     return path
 
 

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("bambu_lan.cli.doctor_cmd:doctor", "Diagnose a printer connection: cause and fix."),
     "trust": ("bambu_lan.cli.trust_cmd:trust", "List or forget pinned printer certificates."),
     "config": ("bambu_lan.cli.config_cmd:config", "Where the config file is; its printers."),
+    "history": ("bambu_lan.cli.history_cmd:history", "The print jobs `serve` recorded."),
     "files": ("bambu_lan.cli.files_cmd:files", "The printer's card over FTPS: ls, put, get, rm."),
     "print": ("bambu_lan.cli.print_cmd:print_", "Print a sliced .gcode.3mf: check, upload, start."),
     "serve": (

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bambu_lan.config import PrinterConfig, Secret, config_path, load_config_file
+from bambu_lan.config import (
+    PrinterConfig,
+    Secret,
+    config_path,
+    load_config_file,
+    parse_port,
+    read_access_code_file,
+)
 from bambu_lan.errors import BambuError, ConfigError
 from bambu_lan.printer import PrinterOptions
 from bambu_lan.serve.hub import Hub, Sink
@@ -45,13 +52,19 @@ def _profile(name: str, profile: Any, where: Path) -> PrinterConfig:
         value = profile.get(key)
         return Path(str(value)).expanduser() if value else None
 
-    port = profile.get("port", 8883)
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise ConfigError(f"printer {name!r}: port must be a number, not {port!r}")
+    try:
+        port = parse_port(profile.get("port", 8883), source=f"printer {name!r}: port")
+        code = str(profile.get("access_code", ""))
+        if not code and profile.get("access_code_file"):
+            code = read_access_code_file(
+                Path(str(profile["access_code_file"])), source=f"printer {name!r}: access_code_file"
+            )
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (in {where})", hint=exc.hint) from None
     cfg = PrinterConfig(
         host=str(profile.get("host", "")),
         serial=str(profile.get("serial", "")),
-        access_code=Secret(str(profile.get("access_code", ""))),
+        access_code=Secret(code),
         port=port,
         trust=TrustConfig(
             ca_file=path("ca_file"),
@@ -120,6 +133,16 @@ def build_sinks(settings: ServeSettings) -> list[Sink]:
                 prefix=settings.mqtt_prefix,
                 discovery_prefix=settings.discovery_prefix,
                 instance_group=str(settings.shard or "all"),
+            )
+        )
+    if settings.history:
+        from bambu_lan.serve.history import HistorySink
+        from bambu_lan.serve.settings import default_history_path
+
+        sinks.append(
+            HistorySink(
+                settings.database_url(),
+                spool=default_history_path().with_name("history-pending.jsonl"),
             )
         )
     if settings.http_port is not None:

@@ -1,4 +1,5 @@
-"""Printer-provided text made safe for a log line or a terminal."""
+"""Printer- or broker-provided text made safe for a log line (the journal is read in a
+terminal), and kept short."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from bambu_lan.text import terminal_safe
 
 
 def safe(text: object, limit: int = 200) -> str:
-    """Control characters (escape sequences, newlines, bidi overrides) removed, by the one
-    terminal-safety rule of bambu_lan.text; long text shortened."""
+    """``terminal_safe`` text, cut to ``limit`` characters."""
     value = terminal_safe(text)
     return value if len(value) <= limit else value[: limit - 1] + "…"
