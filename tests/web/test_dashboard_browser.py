@@ -30,7 +30,8 @@ async def env(
 ) -> AsyncIterator[tuple[RunningFarm, Browser]]:
     chromium_path()  # skip (or fail under CI) before starting anything
     cert_dir = tmp_path_factory.mktemp("web-certs")
-    async with running_farm(cert_dir) as running, chromium() as browser:
+    history = tmp_path_factory.mktemp("web-history")
+    async with running_farm(cert_dir, history_dir=history) as running, chromium() as browser:
         s = running.sims
         # A farm that looks like one: jobs at different points, a pause, an alert, one offline.
         s[0].model.start_print(layers=400, name=HTML_JOB, tray=0)

@@ -148,9 +148,9 @@ async def test_pages_never_show_the_access_code_and_send_a_strict_policy(
             assert "https://" not in script and "http://" not in script
 
 
-async def test_history_page_totals_and_csv(sim_cert_dir: Path) -> None:
+async def test_history_page_totals_and_csv(sim_cert_dir: Path, tmp_path: Path) -> None:
     async with (
-        running_farm(sim_cert_dir, layout=SMALL, time_scale=20) as running,
+        running_farm(sim_cert_dir, layout=SMALL, time_scale=20, history_dir=tmp_path) as running,
         _client() as http,
     ):
         first, second = running.sims
@@ -160,7 +160,12 @@ async def test_history_page_totals_and_csv(sim_cert_dir: Path) -> None:
         await running.probe.wait_for(first.serial, EventKind.JOB_FINISHED)
         await running.probe.wait_for(second.serial, EventKind.JOB_CANCELLED)
         async with http.get(f"{running.url}history") as resp:
-            page = await resp.text()
+            waiting = await resp.text()  # kept by serve, maybe not yet in the database
+        assert re.search(r'id="total-jobs">2<', waiting)
+        await running.history.flush()
+        assert not running.history.pending and running.history.written == 2
+        async with http.get(f"{running.url}history") as resp:
+            page = await resp.text()  # now from serve's SQLite database
         assert "&lt;i&gt;doomed&lt;/i&gt;" in page and "<i>doomed" not in page
         assert re.search(r'id="total-jobs">2<', page)
         assert "50 %" in page  # one of two jobs finished
