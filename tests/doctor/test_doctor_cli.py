@@ -4,6 +4,8 @@ no access code anywhere, exit code 0 only when healthy."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +186,13 @@ def test_an_invalid_serial_in_a_profile_is_diagnosed(
     target = data["target"]
     assert (target["name"], target["host"], target["port"]) == ("workshop", sim.host, sim.port)
     _assert_no_code(result, sim.access_code)
+
+
+def test_the_doctor_imports_no_simulator() -> None:
+    # A diagnosis of a real printer must not depend on (or load) the fake one.
+    code = (
+        "import sys, bambu_lan.doctor; "
+        "print(sorted(m for m in sys.modules if m.startswith('bambu_lan.sim')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

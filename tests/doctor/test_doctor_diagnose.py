@@ -39,6 +39,7 @@ def _connects(sim: SimulatedPrinter) -> int:
 # --- healthy ---------------------------------------------------------------------------------
 
 
+@pytest.mark.every_profile
 async def test_a_healthy_printer_passes_every_step(
     sim: SimulatedPrinter, known_printers: Path
 ) -> None:
@@ -48,7 +49,8 @@ async def test_a_healthy_printer_passes_every_step(
     assert diagnosis.ok
     assert diagnosis.cause is None
     assert diagnosis.verdict.startswith("OK: ")
-    assert "A1" in diagnosis.verdict
+    model_name = sim.profile.product_name.removeprefix("Bambu Lab ")
+    assert f"({model_name}, firmware {sim.profile.firmware})" in diagnosis.verdict
     assert [s.id for s in diagnosis.steps] == [
         "input.host",
         "input.serial",
@@ -71,7 +73,7 @@ async def test_a_healthy_printer_passes_every_step(
     assert diagnosis.step("tls.handshake").data["version"] == "TLSv1.2"
     assert diagnosis.step("tls.tls13").data["behaviour"] == "refused"
     assert diagnosis.step("tls.certificate").data["subject_cn"] == sim.serial
-    assert diagnosis.step("mqtt.version").data["model"] == "A1"
+    assert diagnosis.step("mqtt.version").data["model"] == model_name
     # The doctor says goodbye: its session is gone when it returns.
     await sim.broker.wait_for_sessions(0)
 
@@ -237,6 +239,7 @@ async def test_a_printer_silent_until_pushing_start_is_only_a_warning(
     assert "1 warning" in diagnosis.verdict
 
 
+@pytest.mark.every_profile
 async def test_developer_mode_off(sim: SimulatedPrinter, known_printers: Path) -> None:
     sim.model.set_dev_mode(False)
 
@@ -250,6 +253,21 @@ async def test_developer_mode_off(sim: SimulatedPrinter, known_printers: Path) -
     # The probe re-sent the current speed: nothing changed.
     assert ("print", "print_speed") in sim.model.logged_commands()
     assert sim.model.state["spd_lvl"] == 2
+
+
+async def test_developer_mode_off_answered_without_a_sequence_id(
+    sim: SimulatedPrinter, known_printers: Path
+) -> None:
+    # An A1 refused print_speed with no sequence_id (protocol.md §3.6), and the alert of an
+    # earlier refusal is already up: the reply alone has to settle the probe.
+    sim.model.set_dev_mode(False)
+    sim.model.raise_hms("0500_0500_0001_0007")
+    sim.model.reply_without_sequence_id("print_speed")
+
+    diagnosis = await diagnose(config_for(sim, known_printers), timeouts=FAST, check_control=True)
+
+    assert_only_cause(diagnosis, "developer_mode_off")
+    assert "mqtt message verify failed" in diagnosis.step("control.developer_mode").evidence
 
 
 async def test_certificate_changed_since_pinning(

@@ -52,6 +52,22 @@ def test_integer_sequence_id_is_echoed_as_a_string() -> None:
     assert only_reply(capture, "info")["sequence_id"] == "12"
 
 
+def test_replies_without_sequence_id_on_request() -> None:
+    model, capture = make_model(dev_mode=False)
+    model.reply_without_sequence_id("print_speed")
+    request(model, "print", "print_speed", sequence_id="7", param="2")
+    request(model, "print", "gcode_line", sequence_id="8", param="G28")
+    refused, other = (m["print"] for m in capture.replies())
+    # The A1's refusal as recorded (protocol.md §3.6): no sequence_id, the rest as usual.
+    assert "sequence_id" not in refused
+    assert (refused["command"], refused["result"]) == ("print_speed", "failed")
+    assert other["sequence_id"] == "8"
+    model.reply_without_sequence_id()
+    capture.clear()
+    request(model, "print", "print_speed", sequence_id="9", param="2")
+    assert only_reply(capture)["sequence_id"] == "9"
+
+
 def test_missing_sequence_id_is_not_invented() -> None:
     model, capture = make_model()
     model.handle_request(b'{"print":{"command":"print_speed","param":"2"}}')

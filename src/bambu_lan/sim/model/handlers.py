@@ -190,7 +190,7 @@ class CommandHandlers:
         """Reply under the request's class: command, echoed id and fields, result, reason."""
         body: JsonObject = {"command": request.command}
         sequence_id = request.sequence_id
-        if sequence_id is not None:
+        if sequence_id is not None and request.command not in self._state.unsequenced_replies:
             body["sequence_id"] = sequence_id
         for key, value in request.body.items():
             if key not in ("command", "sequence_id"):

@@ -197,6 +197,11 @@ class ScenarioVerbs:
         state.touch("online")
         self._changed()
 
+    def reply_without_sequence_id(self, *commands: str) -> None:
+        """Replies to these commands (``"print_speed"``) leave out the request's sequence_id,
+        as an A1 was seen to do (protocol.md §3.6); no arguments: echo it again."""
+        self._state.unsequenced_replies = frozenset(commands)
+
     def set_dev_mode(self, enabled: bool) -> None:
         """Developer Mode on (unsigned control works) or off (``print.*`` refused)."""
         self._state.dev_mode = enabled

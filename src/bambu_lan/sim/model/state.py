@@ -170,6 +170,8 @@ class ModelState:
         self.sim_time = 0.0  # simulated seconds since the model was made
         self.clear_print_error_at: float | None = None  # sim_time when a stop's error goes
         self.detached_ams_units: list[JsonObject] = []  # the AMS while unplugged
+        # Commands whose replies carry no sequence_id (an A1 answered print_speed so, §3.6).
+        self.unsequenced_replies: frozenset[str] = frozenset()
         self.stats = ModelStats()
         self.request_log: deque[LoggedRequest] = deque(maxlen=_REQUEST_LOG_SIZE)
         self.state_history: deque[str] = deque(["IDLE"], maxlen=_STATE_HISTORY_SIZE)
