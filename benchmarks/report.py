@@ -763,6 +763,48 @@ def cold_start_section(data: dict[str, Any] | None) -> list[str]:
     return out
 
 
+# --- 6. input checks -------------------------------------------------------------------------
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1000:.2f} ms"
+    if seconds >= 1e-6:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e9:.0f} ns"
+
+
+INPUT_ROWS = (
+    ("import bambu_lan.config", "import `bambu_lan.config` (schema, trust; cumulative)"),
+    ("import bambu_lan.text", "import `bambu_lan.text`"),
+    ("load_config_1", "read + check a config file, 1 printer"),
+    ("load_config_100", "read + check a config file, 100 printers"),
+    ("resolve_printer", "`resolve_printer`: 1 profile with a CA file, all checks"),
+    ("terminal_safe_clean", "`terminal_safe`, a clean string"),
+    ("terminal_safe_hostile", "`terminal_safe`, a hostile string"),
+    ("terminal_safe_copy_state", "`terminal_safe_copy` of a full snapshot (per panel frame)"),
+)
+
+
+def inputs_section(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 6. Checking the input", ""]
+    if error := section_error(data):
+        return [*out, f"Not measured: {error}", ""]
+    assert data is not None
+    out += [
+        "What the config schema and terminal-safe text cost on the `status` path and per "
+        "panel frame (see `bench_inputs.py`). The schema is hand-written with the standard "
+        "library: no schema library is imported by any command.",
+        "",
+    ]
+    rows = [
+        [label, _time(data[key]["min"]), _time(data[key]["median"]), _time(data[key]["max"])]
+        for key, label in INPUT_ROWS
+        if key in data and "median" in data[key]
+    ]
+    return out + table(["what", "min", "median", "max"], rows)
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -958,6 +1000,7 @@ def render(results: dict[str, Any]) -> str:
         ("farm", farm_section),
         ("recovery", recovery_section),
         ("cold_start", cold_start_section),
+        ("inputs", inputs_section),
         ("web", web_section),
     ]
     for name, renderer in renderers:

@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/run.py --only farm --only recovery
     .venv/bin/python benchmarks/run.py --no-peers   bambu-lan and bare paho only
 
-Sections: first_state, handling, farm, recovery, cold_start, web (see each ``bench_*.py``). The
+Sections: first_state, handling, farm, recovery, cold_start, inputs, web (see each
+``bench_*.py``). The
 peers (bambulabs-api, bambu-printer-manager, bambu-mqtt-comms) are installed from PyPI into
 ``benchmarks/.peers-venv`` on first use. Every simulator runs in its own process on
 127.0.0.0/8. A full run writes into ``docs/``; ``--only`` replaces just those sections of the
@@ -32,6 +33,7 @@ import bench_cold_start
 import bench_farm
 import bench_first_state
 import bench_handling
+import bench_inputs
 import bench_recovery
 import bench_web
 import peers
@@ -44,6 +46,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "farm": bench_farm.run,
     "recovery": bench_recovery.run,
     "cold_start": bench_cold_start.run,
+    "inputs": bench_inputs.run,
     "web": bench_web.run,
 }
 

@@ -117,6 +117,7 @@ SUBCOMMANDS = [
     ("trust", "forget"),
     ("config", "path"),
     ("config", "show"),
+    ("config", "check"),
 ]
 
 
@@ -228,3 +229,63 @@ class socket_without_listener:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_config_check_of_a_good_file(cli: Cli, isolated_env: Path) -> None:
+    config = isolated_env / "config.toml"
+    config.write_text(
+        f'default = "shop"\n[printers.shop]\nhost = "192.168.1.50"\nserial = "{GOOD_SERIAL}"\n'
+        'access_code = "24681357"\ninsecure = false\n',
+        encoding="utf-8",
+    )
+    config.chmod(0o600)
+
+    result = cli("config", "check")
+    as_json = cli("config", "check", "--json")
+
+    assert result.code == 0, result.err
+    assert result.out.strip() == f"ok: {config}: printers shop"
+    assert result.err == ""
+    assert as_json.json()["ok"] is True
+    assert as_json.json()["problems"] == []
+    assert "24681357" not in result.out + as_json.out
+
+
+def test_config_check_lists_every_problem_with_printer_and_key(
+    cli: Cli, isolated_env: Path
+) -> None:
+    config = isolated_env / "config.toml"
+    config.write_text(
+        '[printers.a]\nhost = "10.0.0.5:8883"\n[printers.b]\ninsecure = "false"\nca_flie = "x"\n',
+        encoding="utf-8",
+    )
+    config.chmod(0o600)
+
+    result = cli("config", "check")
+
+    assert result.code == 2
+    assert f"{config}: [printers.a] host: '10.0.0.5:8883' includes a port" in result.out
+    assert f"{config}: [printers.b] insecure: must be true or false" in result.out
+    assert "did you mean ca_file?" in result.out
+    assert result.err.splitlines() == [
+        f"error: 3 problems in {config}",
+        "hint: fix the keys listed; each problem names the printer and the key",
+    ]
+
+
+def test_a_config_file_others_can_read_warns_once(cli: Cli, isolated_env: Path) -> None:
+    config = isolated_env / "config.toml"
+    config.write_text('[printers.x]\naccess_code = "13572468"\n', encoding="utf-8")
+    config.chmod(0o644)
+
+    result = subprocess.run(
+        [sys.executable, "-c", "from bambu_lan.cli.main import main; main()", "config", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "can be read by other users (mode 644); run: chmod 600" in result.stderr
+    assert "13572468" not in result.stdout + result.stderr
