@@ -32,6 +32,20 @@ PEER_LIBS = ("bambulabs-api", "bambu-printer-manager", "bambu-mqtt-comms")
 SERIAL = "039SIM000000001"
 ACCESS_CODE = "12345678"
 
+# Simulators listen on port 8883 like printers (some peers cannot use another port), each on
+# its own loopback address. Runs on one machine at the same time (the test suite's smoke run
+# in several checkouts) must not collide: each run takes its own 127.N.0.0/16 block.
+RUN_NET = 32 + (os.getpid() ^ int(time.time())) % 200
+
+
+def loopback(host: str) -> str:
+    """``127.0.a.b`` -> ``127.N.a.b`` in this run's block (other addresses unchanged)."""
+    parts = host.split(".")
+    if len(parts) == 4 and parts[:2] == ["127", "0"]:
+        return f"127.{RUN_NET}.{parts[2]}.{parts[3]}"
+    return host
+
+
 _T0 = time.monotonic()
 
 
@@ -172,6 +186,11 @@ class Simulator(LineProcess):
     """``sim_runner.py`` in its own process: printers listening, faults on command."""
 
     def __init__(self, ctx: Context, *extra: str, name: str, timeout: float = 300.0) -> None:
+        # The --host given is in the 127.0.0.0/16 naming; this run's block is used instead.
+        extra = tuple(
+            loopback(arg) if index and extra[index - 1] == "--host" else arg
+            for index, arg in enumerate(extra)
+        )
         args = [OUR_PYTHON, SIM_RUNNER, "--cert-dir", ctx.cert_dir, *extra]
         super().__init__(args, env=ctx.env, log=ctx.work_dir / f"{name}.log")
         first = self.next(timeout)
@@ -187,12 +206,12 @@ class Simulator(LineProcess):
 class CliSimulator(LineProcess):
     """``bambu-lan sim --json``: the simulator as users run it."""
 
-    def __init__(self, ctx: Context, host: str, *, name: str) -> None:
+    def __init__(self, ctx: Context, host: str, *, name: str, extra: Sequence[str] = ()) -> None:
         args = [
             BAMBU_LAN,
             "sim",
             "--host",
-            host,
+            loopback(host),
             "--port",
             "8883",
             "--serial",
@@ -202,6 +221,7 @@ class CliSimulator(LineProcess):
             "--cert-dir",
             ctx.cert_dir,
             "--json",
+            *extra,
         ]
         super().__init__(args, env=ctx.env, log=ctx.work_dir / f"{name}.log")
         self.printers: list[dict[str, Any]] = self.next(120.0)

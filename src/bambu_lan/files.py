@@ -3,7 +3,7 @@
 ::
 
     async with Storage.from_config(cfg) as storage:
-        for entry in await storage.list("/timelapse"):
+        for entry in await storage.entries("/timelapse"):
             print(entry.path, entry.size)
         await storage.upload("part.gcode.3mf", "/part.gcode.3mf", progress=show)
 
@@ -23,9 +23,11 @@ The printers' FTPS service is picky, and this module does what it needs:
 
 Why the standard library's ftplib and not an asyncio FTP library: asyncio's TLS transport
 cannot resume a TLS session on a new connection (``loop.create_connection`` takes no
-``session``), so an asyncio client gets ``522`` from the printer on every data connection;
-ftplib with ``wrap_socket(session=...)`` does it in a few lines, and blocking sockets on a
-worker thread move 50 MB on loopback at curl's speed (docs/benchmarks.md, "ftps").
+``session``). Measured: aioftp 0.28.3 against vsftpd set up like a printer logs in, then hangs
+on the first data connection (it starts a fresh TLS handshake before sending ``STOR``, which
+vsftpd answers only after the command, and would refuse anyway: ``522``). ftplib with
+``wrap_socket(session=...)`` does it in a few lines, and blocking sockets on a worker thread
+upload 50 MB on loopback faster than curl (docs/benchmarks.md, section 6).
 """
 
 from __future__ import annotations
@@ -393,6 +395,11 @@ class SyncStorage:
             return ConnectError(
                 f"{what}{target}: no answer from {self.where} (timed out)",
                 hint="check the printer is on and reachable; retry",
+            )
+        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return ConnectError(
+                f"{what}{target}: connection to {self.where} lost (closed mid-transfer)",
+                hint="check the printer is on and its Wi-Fi is steady; retry",
             )
         if isinstance(exc, ssl.SSLError):
             return ConnectError(

@@ -109,3 +109,34 @@ def test_ftps_port_from_the_config_file(
         f"[printers.shop]\nftps_port = {storage_env.ftps.port}\n"
     )
     assert cli("files", "ls", "--printer", "shop").code == 0
+
+
+def test_ctrl_c_mid_upload_exits_130_and_leaves_no_partial_file(
+    storage_env: SimulatedPrinter, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert storage_env.card is not None
+    big = tmp_path / "big.gcode.3mf"
+    with big.open("wb") as handle:
+        handle.truncate(2_000_000_000)  # sparse: cheap to make, slow enough to interrupt
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bambu-lan"), "files", "put", str(big)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+    )  # fmt: skip
+    partial = storage_env.card.local("/big.gcode.3mf")
+    deadline = time.monotonic() + 30
+    # No event crosses the process boundary: watch the card until the upload is under way.
+    while not (partial.exists() and partial.stat().st_size > 1_000_000):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the upload did not start"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert b"Traceback" not in err
+    assert "/big.gcode.3mf" not in storage_env.card.names()
