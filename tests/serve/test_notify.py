@@ -180,7 +180,7 @@ async def test_a_failing_notifier_is_retried_and_a_hanging_one_never_blocks(
     assert "sekret-token" not in text  # URLs are logged without their secrets
 
 
-async def test_a_printer_offline_too_long_is_notified_and_its_return_too(
+async def test_a_printer_offline_too_long_is_notified(
     sim_factory, receiver: Receiver, tmp_path: Path
 ) -> None:
     sim = await sim_factory(serial="01S00A000000051")
@@ -191,18 +191,8 @@ async def test_a_printer_offline_too_long_is_notified_and_its_return_too(
     await daemon.start()
     try:
         await rec.wait_for(lambda: EventKind.CONNECTED in rec.kinds(sim.serial))
-        port = sim.port
         await sim.stop()
         got = await receiver.wait("off")
         assert got[0]["title"] == "workshop: offline" and "offline for" in got[0]["message"]
-        restarted = SimulatedPrinter(
-            "a1", sim.serial, sim.access_code, port=port, cert_dir=sim.cert_dir, time_scale=20
-        )
-        await restarted.start()
-        try:
-            got = await receiver.wait("off", 2, timeout=40)
-        finally:
-            await restarted.stop()
     finally:
         await daemon.stop()
-    assert got[1]["title"] == "workshop: back online"
