@@ -244,7 +244,9 @@ class Sections:
     def fill(self, values: dict[str, Any], group: str) -> None:
         """Build section ``group`` of a snapshot from its ``raw`` into ``values``."""
         raw = values["raw"]
-        if group == "temperatures":
+        if group == "job":
+            values["job"] = self.job(raw)
+        elif group == "temperatures":
             values["nozzles"], values["temperatures"] = self.temperatures(raw)
         elif group == "ams":
             ams, spools, active = self.ams(raw)
@@ -252,8 +254,6 @@ class Sections:
             values["external_spools"] = spools
             values["external_spool"] = spools[0] if spools else None
             values["active_tray"] = active
-        elif group == "job":
-            values["job"] = self.job(raw)
         elif group == "wifi":
             values["wifi_signal_dbm"] = _dbm(self._read.str_(raw, "wifi_signal"))
         elif group == "hms":
