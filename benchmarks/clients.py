@@ -210,8 +210,8 @@ def make_bpm(
 ) -> Any:
     """A bambu-printer-manager ``BambuPrinter``; ``on_message`` after each report, ``on_full``
     after its state was rebuilt from a full report. Its project-info fetch at a job's start
-    reads the SD card over FTPS (port 990), which the simulator does not serve: that fetch
-    answers "no files" here instead of failing in the MQTT thread."""
+    reads the SD card over FTPS (port 990), where the benchmark's simulators serve nothing:
+    that fetch answers "no files" here instead of failing in the MQTT thread."""
     import tempfile
     from pathlib import Path
 

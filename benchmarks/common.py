@@ -206,7 +206,7 @@ class Simulator(LineProcess):
 class CliSimulator(LineProcess):
     """``bambu-lan sim --json``: the simulator as users run it."""
 
-    def __init__(self, ctx: Context, host: str, *, name: str) -> None:
+    def __init__(self, ctx: Context, host: str, *, name: str, extra: Sequence[str] = ()) -> None:
         args = [
             BAMBU_LAN,
             "sim",
@@ -221,6 +221,7 @@ class CliSimulator(LineProcess):
             "--cert-dir",
             ctx.cert_dir,
             "--json",
+            *extra,
         ]
         super().__init__(args, env=ctx.env, log=ctx.work_dir / f"{name}.log")
         self.printers: list[dict[str, Any]] = self.next(120.0)

@@ -806,6 +806,131 @@ def inputs_section(data: dict[str, Any] | None) -> list[str]:
     return out + table(["what", "min", "median", "max"], rows)
 
 
+# --- 7. storage (FTPS) and printing ------------------------------------------------------------
+
+
+def _mbps(entry: dict[str, Any]) -> str:
+    return f"{entry['mb_per_s']:.0f} MB/s" if "mb_per_s" in entry else "—"
+
+
+def ftps_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
+    target = "≥ 85 % of curl's throughput; ahead of bambulabs-api"
+    if section_error(data) or data is None:
+        return [Verdict("FTPS upload", target, "not measured", None, [])]
+    out = []
+    share = data.get("budget_share_of_curl", 0.85)
+    for server in ("simulator", "vsftpd"):
+        run = data.get(server, {})
+        clients = run.get("clients", {})
+        ours, curl = clients.get("bambu-lan", {}), clients.get("curl", {})
+        if "mb_per_s" not in ours or "mb_per_s" not in curl:
+            why = run.get("error") or "no figure"
+            out.append(
+                Verdict(f"FTPS upload to {server}", target, f"not measured: {why}", None, [])
+            )
+            continue
+        ratio = ours["mb_per_s"] / curl["mb_per_s"]
+        peer = clients.get("bambulabs-api", {})
+        ahead = "mb_per_s" not in peer or ours["mb_per_s"] > peer["mb_per_s"]
+        passed = ratio >= share and ahead
+        analysis = []
+        if not passed:
+            analysis.append(
+                f"**FTPS upload to {server}: {ratio:.0%} of curl** ({_mbps(ours)} vs "
+                f"{_mbps(curl)}; bambulabs-api {_mbps(peer)})."
+            )
+        out.append(
+            Verdict(
+                f"FTPS upload to {server} ({run['bytes'] // 1_000_000} MB)",
+                target,
+                f"{_mbps(ours)} = {ratio:.0%} of curl ({_mbps(curl)}); bambulabs-api "
+                + (_mbps(peer) if "mb_per_s" in peer else f"{peer.get('failures', 0)} failed"),
+                passed,
+                analysis,
+            )
+        )
+    memory = data.get("memory", {})
+    if "growth" in memory:
+        growth = memory["growth"] / 1_000_000
+        out.append(
+            Verdict(
+                f"memory while uploading {memory['bytes'] // 1_000_000} MB",
+                "flat (± 10 MB)",
+                f"+{growth:.1f} MB (RSS {memory['rss_after_connect'] / 1e6:.0f} → "
+                f"{memory['rss_max'] / 1e6:.0f} MB max)",
+                growth <= 10,
+                [] if growth <= 10 else [f"**Upload memory grew {growth:.1f} MB.**"],
+            )
+        )
+    return out
+
+
+def ftps_section(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 7. The printer's storage (FTPS) and `print`", ""]
+    if error := section_error(data):
+        return [*out, f"Not measured: {error}", ""]
+    assert data is not None
+    out += [
+        "One file uploaded from connect to the final reply, each client in a process of its "
+        "own, the first run a warm-up: to `bambu-lan sim` (in its own process) and to a real "
+        "vsftpd set up like a printer (implicit TLS, session reuse required). curl speaks "
+        "implicit FTPS with TLS session reuse: it is the floor.",
+        "",
+    ]
+    rows = []
+    for server in ("simulator", "vsftpd"):
+        run = data.get(server, {})
+        if "clients" not in run:
+            rows.append([server, "—", run.get("error", "not run"), "", "", ""])
+            continue
+        for name, entry in run["clients"].items():
+            sec = entry.get("seconds", {})
+            rows.append(
+                [
+                    server,
+                    name,
+                    _mbps(entry),
+                    " / ".join(secs(sec[k]) for k in ("min", "median", "max"))
+                    if "median" in sec
+                    else "—",
+                    entry.get("failures", 0),
+                    "; ".join(entry.get("failure_examples", []))[:160],
+                ]
+            )
+    out += table(
+        ["server", "client", "throughput (median)", "min / median / max", "failures", "why"], rows
+    )
+    memory = data.get("memory", {})
+    if "growth" in memory:
+        out += [
+            f"Memory: uploading {memory['bytes'] // 1_000_000} MB to the simulator took "
+            f"{memory['seconds']:.1f} s; the uploading process's resident set went from "
+            f"{memory['rss_after_connect'] / 1e6:.1f} MB (connected) to at most "
+            f"{memory['rss_max'] / 1e6:.1f} MB ({memory['samples']} samples, every 50 ms).",
+            "",
+        ]
+    printing = data.get("print", {})
+    if "phases" in printing:
+        phases = printing["phases"]
+        out += [
+            f"`Printer.print_file` with a {printing['bytes'] / 1e6:.1f} MB sliced file, to the "
+            "simulator reporting the job started (PREPARE with its name); total includes the "
+            "first-use imports of the printing modules:",
+            "",
+        ]
+        out += table(
+            ["phase", "min", "median", "max"],
+            [
+                [k, ms(v["min"]), ms(v["median"]), ms(v["max"])]
+                for k, v in phases.items()
+                if "median" in v
+            ],
+        )
+        if printing.get("failures"):
+            out += [f"Failed runs: {printing['failures']}.", ""]
+    return out
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -819,6 +944,7 @@ def render(results: dict[str, Any]) -> str:
         farm_verdict(sections.get("farm")),
         *recovery_verdicts(sections.get("recovery")),
         cold_start_verdict(sections.get("cold_start")),
+        *ftps_verdicts(sections.get("ftps")),
     ]
     peer_names = ", ".join(
         f"{lib} {info['version']}"
@@ -884,6 +1010,7 @@ def render(results: dict[str, Any]) -> str:
         ("recovery", recovery_section),
         ("cold_start", cold_start_section),
         ("inputs", inputs_section),
+        ("ftps", ftps_section),
     ]
     for name, renderer in renderers:
         out += renderer(sections.get(name))

@@ -5,11 +5,11 @@
     .venv/bin/python benchmarks/run.py --only farm --only recovery
     .venv/bin/python benchmarks/run.py --no-peers   bambu-lan and bare paho only
 
-Sections: first_state, handling, farm, recovery, cold_start, inputs (see each ``bench_*.py``). The
-peers (bambulabs-api, bambu-printer-manager, bambu-mqtt-comms) are installed from PyPI into
-``benchmarks/.peers-venv`` on first use. Every simulator runs in its own process on
-127.0.0.0/8. A full run writes into ``docs/``; ``--only`` replaces just those sections of the
-last full run's JSON and rewrites the page from it; ``--quick`` writes into
+Sections: first_state, handling, farm, recovery, cold_start, inputs, ftps (see each
+``bench_*.py``). The peers (bambulabs-api, bambu-printer-manager, bambu-mqtt-comms) are
+installed from PyPI into ``benchmarks/.peers-venv`` on first use. Every simulator runs in its
+own process on 127.0.0.0/8. A full run writes into ``docs/``; ``--only`` replaces just those
+sections of the last full run's JSON and rewrites the page from it; ``--quick`` writes into
 ``benchmarks/results/`` unless ``--out-dir`` says otherwise. Not part of the test suite:
 budgets are measured here, never asserted by timed tests (design.md).
 """
@@ -31,6 +31,7 @@ from typing import Any
 import bench_cold_start
 import bench_farm
 import bench_first_state
+import bench_ftps
 import bench_handling
 import bench_inputs
 import bench_recovery
@@ -45,6 +46,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "recovery": bench_recovery.run,
     "cold_start": bench_cold_start.run,
     "inputs": bench_inputs.run,
+    "ftps": bench_ftps.run,
 }
 
 

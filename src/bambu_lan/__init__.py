@@ -35,6 +35,16 @@ _EXPORTS: dict[str, str] = {
     "SessionOptions": "bambu_lan.session",
     "SyncPrinter": "bambu_lan.sync",
     "TrustConfig": "bambu_lan.trust",
+    "FileTransferError": "bambu_lan.errors",
+    "PrintFailed": "bambu_lan.errors",
+    "PrintFileError": "bambu_lan.errors",
+    "RemoteFileNotFound": "bambu_lan.errors",
+    "StorageFull": "bambu_lan.errors",
+    "Storage": "bambu_lan.files",
+    "SyncStorage": "bambu_lan.files",
+    "RemoteEntry": "bambu_lan.files",
+    "PrintOptions": "bambu_lan.print_job",
+    "PrintStarted": "bambu_lan.print_job",
 }
 
 __all__ = [
@@ -51,15 +61,25 @@ __all__ = [
     "Event",
     "EventKind",
     "Farm",
+    "FileTransferError",
     "JobState",
     "NotConnected",
+    "PrintFailed",
+    "PrintFileError",
+    "PrintOptions",
+    "PrintStarted",
     "Printer",
     "PrinterConfig",
     "PrinterOptions",
     "PrinterState",
+    "RemoteEntry",
+    "RemoteFileNotFound",
     "Secret",
     "SessionOptions",
+    "Storage",
+    "StorageFull",
     "SyncPrinter",
+    "SyncStorage",
     "TrustConfig",
     "TrustError",
     "resolve_printer",
@@ -90,10 +110,17 @@ if TYPE_CHECKING:
         ConfigError,
         ConnectError,
         DeveloperModeRequired,
+        FileTransferError,
         NotConnected,
+        PrintFailed,
+        PrintFileError,
+        RemoteFileNotFound,
+        StorageFull,
         TrustError,
     )
     from bambu_lan.farm import Farm
+    from bambu_lan.files import RemoteEntry, Storage, SyncStorage
+    from bambu_lan.print_job import PrintOptions, PrintStarted
     from bambu_lan.printer import CommandResult, Printer, PrinterOptions
     from bambu_lan.protocol.events import Event, EventKind
     from bambu_lan.protocol.state import JobState, PrinterState

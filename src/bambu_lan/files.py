@@ -3,7 +3,7 @@
 ::
 
     async with Storage.from_config(cfg) as storage:
-        for entry in await storage.list("/timelapse"):
+        for entry in await storage.entries("/timelapse"):
             print(entry.path, entry.size)
         await storage.upload("part.gcode.3mf", "/part.gcode.3mf", progress=show)
 
@@ -23,9 +23,11 @@ The printers' FTPS service is picky, and this module does what it needs:
 
 Why the standard library's ftplib and not an asyncio FTP library: asyncio's TLS transport
 cannot resume a TLS session on a new connection (``loop.create_connection`` takes no
-``session``), so an asyncio client gets ``522`` from the printer on every data connection;
-ftplib with ``wrap_socket(session=...)`` does it in a few lines, and blocking sockets on a
-worker thread move 50 MB on loopback at curl's speed (docs/benchmarks.md, "ftps").
+``session``). Measured: aioftp 0.28.3 against vsftpd set up like a printer logs in, then hangs
+on the first data connection (it starts a fresh TLS handshake before sending ``STOR``, which
+vsftpd answers only after the command, and would refuse anyway: ``522``). ftplib with
+``wrap_socket(session=...)`` does it in a few lines, and blocking sockets on a worker thread
+upload 50 MB on loopback faster than curl (docs/benchmarks.md, section 6).
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import contextlib
 import ftplib
 import logging
 import os
-import posixpath
 import re
 import select
 import socket
@@ -44,7 +45,6 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +59,13 @@ from bambu_lan.errors import (
     RemoteFileNotFound,
     StorageFull,
 )
+from bambu_lan.protocol.ftp_listing import (
+    RemoteEntry,
+    name_list_paths,
+    parse_list_line,
+    printable,
+    remote_path,
+)
 from bambu_lan.protocol.topics import USERNAME
 from bambu_lan.trust import HandshakeCheck, client_context
 
@@ -71,120 +78,6 @@ Progress = Callable[[int, int | None], None]
 
 BLOCK_SIZE = 256 * 1024  # one buffer per transfer, reused: memory stays flat for any file size
 DEFAULT_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteEntry:
-    """One file or folder on the printer's storage."""
-
-    path: str  # absolute, e.g. "/timelapse/video_2024-01-01.avi"
-    size: int | None  # bytes; None when the listing did not say
-    is_dir: bool
-    modified: str = ""  # the date exactly as the printer wrote it ("Nov 29 12:00")
-    modified_at: datetime | None = None  # that date read as local time (printer clocks drift)
-
-    @property
-    def name(self) -> str:
-        return posixpath.basename(self.path)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "name": self.name,
-            "size": self.size,
-            "is_dir": self.is_dir,
-            "modified": self.modified,
-            "modified_at": self.modified_at.isoformat() if self.modified_at else None,
-        }
-
-
-# --- paths and listings (pure) -------------------------------------------------------------
-
-
-def remote_path(path: str, cwd: str = "/") -> str:
-    """An absolute, normalised remote path; refuses what an FTP command line cannot carry."""
-    if any(c in path for c in "\r\n\0"):
-        raise FileTransferError(
-            f"invalid remote path {path!r}: line breaks are not allowed",
-            hint="use a plain file name such as /part.gcode.3mf",
-        )
-    joined = posixpath.join(cwd, path) if path else cwd
-    normal = posixpath.normpath(joined)
-    return "/" + normal.lstrip("/") if normal != "/" else "/"
-
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-    )
-}
-_LIST_RE = re.compile(
-    r"^(?P<mode>[-dlbcps][-rwxsStT]{9})\S*\s+\d+\s+\S+\s+\S+\s+(?P<size>\d+)\s+"
-    r"(?P<date>(?P<mon>[A-Za-z]{3})\s+(?P<day>\d{1,2})\s+(?P<when>\d{1,2}:\d{2}|\d{4}))\s"
-    r"(?P<name>.+)$"
-)
-
-
-def _list_date(mon: str, day: str, when: str, now: datetime) -> datetime | None:
-    """``ls -l`` dates: "HH:MM" means within the last ~6 months (year implied), else a year."""
-    month = _MONTHS.get(mon.lower())
-    if month is None:
-        return None
-    try:
-        if ":" in when:
-            hour, minute = (int(x) for x in when.split(":"))
-            stamp = datetime(now.year, month, int(day), hour, minute)
-            if (stamp - now).days > 31:  # "Dec 30" seen in January is last year's
-                stamp = stamp.replace(year=now.year - 1)
-            return stamp
-        return datetime(int(when), month, int(day))
-    except ValueError:
-        return None
-
-
-def parse_list_line(line: str, folder: str, now: datetime | None = None) -> RemoteEntry | None:
-    """One line of a Unix-style ``LIST`` reply, or None for "total N" and unknown shapes."""
-    match = _LIST_RE.match(line.rstrip("\r\n"))
-    if match is None:
-        return None
-    name = match["name"]
-    if match["mode"][0] == "l" and " -> " in name:
-        name = name.split(" -> ", 1)[0]
-    name = posixpath.basename(name.rstrip("/")) or name  # X1 style: "cache/x.3mf"
-    if name in (".", ".."):
-        return None
-    when = _list_date(match["mon"], match["day"], match["when"], now or datetime.now())
-    return RemoteEntry(
-        path=remote_path(name, folder),
-        size=int(match["size"]),
-        is_dir=match["mode"][0] == "d",
-        modified=" ".join(match["date"].split()),
-        modified_at=when,
-    )
-
-
-def name_list_paths(names: list[str], folder: str) -> list[str]:
-    """``NLST`` names as absolute paths: X1 printers send "cache/x.3mf", A1/P1 send "x.3mf"."""
-    out: list[str] = []
-    base = folder.strip("/")
-    for raw in names:
-        name = raw.strip().rstrip("/")
-        if not name or name in (".", ".."):
-            continue
-        if name.startswith("/"):
-            out.append(remote_path(name))
-        elif base and (name == base or name.startswith(base + "/")):
-            out.append(remote_path(name))  # already carries the folder
-        else:
-            out.append(remote_path(posixpath.basename(name), folder))
-    return out
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """Server text made safe for a terminal: control characters replaced, length capped."""
-    clean = "".join(c if c.isprintable() else "?" for c in text.strip())
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 # --- the blocking client -------------------------------------------------------------------
@@ -394,6 +287,11 @@ class SyncStorage:
                 f"{what}{target}: no answer from {self.where} (timed out)",
                 hint="check the printer is on and reachable; retry",
             )
+        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return ConnectError(
+                f"{what}{target}: connection to {self.where} lost (closed mid-transfer)",
+                hint="check the printer is on and its Wi-Fi is steady; retry",
+            )
         if isinstance(exc, ssl.SSLError):
             return ConnectError(
                 f"TLS with {self.where} failed during {what}: {exc.reason or exc}",
@@ -535,28 +433,23 @@ class SyncStorage:
     ) -> int:
         self._abort.clear()
         ftp = self._live()
-        sent = 0
-        started = False
+        try:
+            conn = ftp.transfercmd(f"STOR {remote}")
+        except (ftplib.Error, OSError, EOFError) as exc:
+            self._drop_unless_perm(exc)
+            raise self._error(exc, "upload", remote) from None
         try:
             try:
-                conn = ftp.transfercmd(f"STOR {remote}")
-                started = True
-                try:
-                    sent = self._send_stream(conn, source, total, progress)
-                except (OSError, ssl.SSLError) as exc:
-                    _close_data(conn)
-                    raise self._why_data_broke(ftp, exc) from None
+                sent = self._send_stream(conn, source, total, progress)
+            except OSError as exc:  # the printer cut the data connection: ask it why
                 _close_data(conn)
-                ftp.voidresp()
-            except BaseException as exc:
-                if isinstance(exc, (ftplib.Error, OSError, EOFError, ssl.SSLError)):
-                    self._drop_unless_perm(exc)
-                    raise self._error(exc, "upload", remote) from None
-                self._drop()
-                raise
-        except BaseException:
-            if started:
-                self._remove_partial(remote)
+                raise self._why_data_broke(ftp, exc) from None
+            _close_data(conn)
+            ftp.voidresp()
+        except BaseException as exc:  # Ctrl-C and cancellation included: no half file stays
+            self._remove_partial(remote)
+            if isinstance(exc, (ftplib.Error, OSError, EOFError)):
+                raise self._error(exc, "upload", remote) from None
             raise
         return sent
 
@@ -813,12 +706,4 @@ class Storage:
         return await self._run(self.sync.download, remote, local, progress=self._on_loop(progress))
 
 
-__all__ = [
-    "Progress",
-    "RemoteEntry",
-    "Storage",
-    "SyncStorage",
-    "name_list_paths",
-    "parse_list_line",
-    "remote_path",
-]
+__all__ = ["Progress", "RemoteEntry", "Storage", "SyncStorage"]

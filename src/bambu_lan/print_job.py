@@ -14,6 +14,7 @@ a file whose upload completed and whose size on the card matches (never a half f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import posixpath
 import time
@@ -49,6 +50,7 @@ log = logging.getLogger("bambu_lan.print")
 EXTERNAL_SPOOL = 254
 # Models whose firmware takes the project URL as ftp:/// (protocol.md §5.3).
 _FTP_URL_MODELS = {"N7", "O1D", "O1S", "O1C", "O1C2", "N6"}
+_INFO_WAIT = 3.0  # seconds to wait for the printer's model before checking without it
 _BUSY = (JobState.PREPARE, JobState.RUNNING, JobState.PAUSE)
 _STARTED = (JobState.PREPARE, JobState.RUNNING)
 
@@ -273,6 +275,12 @@ async def print_file(
             hint="export a sliced file from the slicer (File > Export > Export plate sliced file)",
         )
     state = await printer.wait_for_state()
+    if _model_code(printer) is None:  # the model comes with get_version's answer
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_INFO_WAIT):
+                async for _ in printer.states():
+                    if _model_code(printer) is not None:
+                        break
     filaments: tuple[Filament, ...] = ()
     size: int | None = None
     if not on_card_only:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("first_state", "handling", "farm", "recovery", "cold_start", "inputs")
+SECTIONS = ("first_state", "handling", "farm", "recovery", "cold_start", "inputs", "ftps")
 
 
 def test_every_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
@@ -42,6 +42,15 @@ def test_every_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
     assert "median" in recovery["drop"]["full"]
     assert "median" in recovery["silence"]["noticed"]
     assert sections["cold_start"]["bambu-lan --help"]["n"] >= 1
+    ftps = sections["ftps"]
+    assert ftps["simulator"]["clients"]["bambu-lan"]["failures"] == 0
+    assert "median" in ftps["simulator"]["clients"]["bambu-lan"]["seconds"]
+    assert "growth" in ftps["memory"] and "median" in ftps["print"]["phases"]["command"]
     page = (tmp_path / "benchmarks-quick.md").read_text()
-    for heading in ("## Budgets", "## 1. First full state", "## 5. Command-line cold start"):
+    for heading in (
+        "## Budgets",
+        "## 1. First full state",
+        "## 5. Command-line cold start",
+        "## 7. The printer's storage (FTPS)",
+    ):
         assert heading in page

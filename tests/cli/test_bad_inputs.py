@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import json
+import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -24,6 +27,8 @@ from pathlib import Path
 
 import pytest
 from tests.cli.conftest import Cli, Result
+
+from bambu_lan.sim import SimulatedPrinter
 
 SERIAL = "03919A3B1200123"
 SECRET = "Zq7Kx9Wm"  # the access code of every row without a printer: never shown
@@ -339,16 +344,46 @@ def reset_server() -> Iterator[int]:
 
 @pytest.fixture
 def plain_mqtt_server() -> Iterator[int]:
-    """A broker without TLS: answers whatever comes with a CONNACK."""
+    """A broker without TLS, strict like mosquitto: a CONNECT gets a CONNACK (5: not
+    authorized), anything else (a TLS ClientHello) is a protocol error: closed."""
 
     def handle(conn: socket.socket) -> None:
         conn.settimeout(5)
-        conn.recv(4096)
-        conn.sendall(b"\x20\x02\x00\x00")
+        first = conn.recv(4096)
+        if first[:1] == b"\x10":
+            conn.sendall(b"\x20\x02\x00\x05")
 
     server = _Server(handle)
     yield server.port
     server.close()
+
+
+@pytest.fixture
+def plain_mosquitto(tmp_path: Path) -> Iterator[int]:
+    """A real mosquitto listening without TLS on a free loopback port."""
+    exe = shutil.which("mosquitto")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("mosquitto is missing on CI (.ci/run installs it)")
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    conf = tmp_path / "plain.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\n"
+        "log_dest stderr\nlog_type information\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    for raw in process.stderr:  # it says when it listens
+        if b" running" in raw:
+            break
+    threading.Thread(target=process.stderr.read, daemon=True).start()
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
 
 
 def _tls_server(tmp: Path, not_before: dt.datetime, not_after: dt.datetime) -> _Server:
@@ -419,3 +454,76 @@ def not_yet_valid_server(isolated_env: Path) -> Iterator[int]:
     server = _tls_server(isolated_env, now + dt.timedelta(days=30), now + dt.timedelta(days=800))
     yield server.port
     server.close()
+
+
+# --- the doctor: the same normalisation, and the right cause ----------------------------
+
+
+def _doctor_json(cli: Cli, *args: str) -> dict[str, object]:
+    result = cli("doctor", "--json", "--timeout", "3", *args)
+    assert "Traceback" not in result.err
+    assert SECRET not in result.out + result.err
+    data: dict[str, object] = json.loads(result.out)
+    return data
+
+
+@pytest.mark.parametrize("server", ["plain_mqtt_server", "plain_mosquitto"])
+def test_doctor_tells_plain_mqtt_from_a_tls_problem(
+    cli: Cli, server: str, request: pytest.FixtureRequest
+) -> None:
+    port = request.getfixturevalue(server)
+
+    data = _doctor_json(cli, *ADDR, "--port", str(port), "--access-code", SECRET)
+
+    assert data["cause"] == "plain_mqtt"
+    assert "plain MQTT broker" in str(data["fix"])
+    assert "cipher" not in str(data["fix"]).lower()
+
+
+def test_doctor_does_not_call_a_reset_plain_mqtt(cli: Cli, reset_server: int) -> None:
+    data = _doctor_json(cli, *ADDR, "--port", str(reset_server), "--access-code", SECRET)
+
+    assert data["cause"] not in ("plain_mqtt", None)
+
+
+def test_doctor_names_an_expired_certificate(
+    cli: Cli, expired_server: int, isolated_env: Path
+) -> None:
+    data = _doctor_json(
+        cli, *ADDR, "--port", str(expired_server), "--access-code", SECRET,
+        "--ca-file", str(isolated_env / "ca.pem"),
+    )  # fmt: skip
+
+    assert data["cause"] == "certificate_dates"
+    assert "clock" in str(data["fix"])
+
+
+@pytest.mark.parametrize(
+    ("host", "cause", "words"),
+    [
+        ("127.0.0.1:8883", "host_invalid", "--host 127.0.0.1 --port 8883"),
+        ("http://127.0.0.1", "host_invalid", "--host 127.0.0.1"),
+        ("printer..lan", "host_invalid", "IP address"),
+        ("  ", "host_missing", "--host"),
+    ],
+)
+def test_doctor_uses_the_same_host_checks(cli: Cli, host: str, cause: str, words: str) -> None:
+    data = _doctor_json(cli, "--host", host, "--serial", SERIAL, "--access-code", SECRET)
+
+    assert data["cause"] == cause
+    assert words in str(data["fix"])
+
+
+def test_doctor_trims_the_host_and_reads_the_code_file(
+    cli: Cli, printer_env: SimulatedPrinter, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = isolated_env / "code"
+    code.write_text(printer_env.access_code + "\n", encoding="utf-8")
+    code.chmod(0o600)
+    monkeypatch.delenv("BAMBU_ACCESS_CODE")
+
+    data = _doctor_json(cli, "--host", f" [{printer_env.host}] ".replace("[", "").replace("]", ""),
+                        "--access-code-file", str(code))  # fmt: skip
+
+    assert data["ok"] is True, data
+    assert data["target"]["host"] == printer_env.host  # type: ignore[index]

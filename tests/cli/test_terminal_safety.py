@@ -196,3 +196,61 @@ def test_json_keeps_the_printers_text_exact(
     assert result.code == 0, result.err
     assert orjson.loads(result.out)["job"]["name"] == name
     assert "\x1b" not in result.out  # escaped by JSON, as \u001b
+
+
+def _poison_version(sim_thread: SimThread[SimulatedPrinter], sim: SimulatedPrinter) -> None:
+    def poison_modules() -> None:
+        for module in sim.model.data.version_modules:
+            for key in ("sw_ver", "hw_ver", "project_name"):
+                if isinstance(module.get(key), str):
+                    module[key] += HOSTILE
+
+    sim_thread.call(poison_modules)
+
+
+@pytest.mark.parametrize("on_terminal", [False, True], ids=["pipe", "terminal"])
+def test_doctor_table(
+    cli: Cli,
+    sim_thread: SimThread[SimulatedPrinter],
+    printer_env: SimulatedPrinter,
+    monkeypatch: pytest.MonkeyPatch,
+    on_terminal: bool,
+) -> None:
+    _poison_version(sim_thread, printer_env)
+    if on_terminal:
+        monkeypatch.setenv("FORCE_COLOR", "1")
+        monkeypatch.setenv("COLUMNS", "200")
+
+    result = cli("doctor", "--timeout", "3")
+
+    assert result.code == 0, result.out + result.err
+    assert "PWNED" in result.out  # the firmware version is shown, harmless
+    assert_clean(result.out + result.err)
+    if not on_terminal:
+        assert UNSAFE.search(result.out.replace("\n", "")) is None
+
+
+def test_doctor_json_keeps_the_printers_text_exact(
+    cli: Cli, sim_thread: SimThread[SimulatedPrinter], printer_env: SimulatedPrinter
+) -> None:
+    _poison_version(sim_thread, printer_env)
+
+    result = cli("doctor", "--json", "--timeout", "3")
+
+    assert result.code == 0, result.err
+    assert orjson.loads(result.out)["target"]["firmware"].endswith(HOSTILE)
+
+
+def test_error_messages_quoting_the_printer(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A refusal reason comes from the printer and ends up in the error line.
+    from bambu_lan.errors import CommandRejected
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise CommandRejected("no" + HOSTILE, 1, command="print.pause")
+
+    monkeypatch.setattr("bambu_lan.cli.send_cmd.execute", refuse)
+    result = cli("send", "pause", "--host", "127.0.0.1", "--serial", SERIAL)
+
+    assert result.code == 2
+    assert "PWNED" in result.err
+    assert UNSAFE.search(result.err.replace("\n", "")) is None

@@ -109,3 +109,78 @@ def test_ftps_port_from_the_config_file(
         f"[printers.shop]\nftps_port = {storage_env.ftps.port}\n"
     )
     assert cli("files", "ls", "--printer", "shop").code == 0
+
+
+def test_ctrl_c_mid_upload_exits_130_and_leaves_no_partial_file(
+    storage_env: SimulatedPrinter, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert storage_env.card is not None
+    big = tmp_path / "big.gcode.3mf"
+    with big.open("wb") as handle:
+        handle.truncate(2_000_000_000)  # sparse: cheap to make, slow enough to interrupt
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bambu-lan"), "files", "put", str(big)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+    )  # fmt: skip
+    partial = storage_env.card.local("/big.gcode.3mf")
+    deadline = time.monotonic() + 30
+    # No event crosses the process boundary: watch the card until the upload is under way.
+    while not (partial.exists() and partial.stat().st_size > 1_000_000):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the upload did not start"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert b"Traceback" not in err
+    assert "/big.gcode.3mf" not in storage_env.card.names()
+
+
+def test_sim_command_serves_its_card(cli: Cli, sim_cert_dir: Path, tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    card = tmp_path / "card"
+    sim = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bambu-lan"), "sim", "--port", "0", "--json",
+         "--cert-dir", str(sim_cert_dir), "--card-dir", str(card), "--card-size", "5000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sim.stdout is not None
+        (info,) = json.loads(sim.stdout.readline())
+        assert info["ftps_port"] and (card / "timelapse").is_dir()
+        common = ("--host", info["host"], "--port", str(info["port"]), "--serial",
+                  info["serial"], "--access-code", info["access_code"], "--ca-file",
+                  info["ca_path"], "--ftps-port", str(info["ftps_port"]))  # fmt: skip
+        source = random_file(tmp_path / "small.3mf", 1000)
+        assert cli("files", "put", str(source), *common).code == 0
+        assert (card / "small.3mf").read_bytes() == source.read_bytes()
+        full = cli("files", "put", str(random_file(tmp_path / "big.3mf", 10_000)), *common)
+        assert full.code == 2 and "full" in full.err
+        assert not (card / "big.3mf").exists()
+    finally:
+        sim.send_signal(signal.SIGINT)
+        sim.communicate(timeout=20)
+    assert card.is_dir()  # a card folder given by the user is kept
+
+
+def test_hostile_names_on_the_card_never_reach_the_terminal_raw(
+    cli: Cli, storage_env: SimulatedPrinter
+) -> None:
+    assert storage_env.card is not None
+    storage_env.card.write("/\x1b]0;owned\x07evil\x1b[2J.3mf", b"x")
+    listing = cli("files", "ls")
+    assert listing.code == 0, listing.err
+    assert "\x1b" not in listing.out and "\x07" not in listing.out
+    assert any("evil" in line for line in listing.lines)
+    as_json = cli("files", "ls", "--json").json()  # JSON stays exact
+    assert any("\x1b" in entry["name"] for entry in as_json["entries"])

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from bambu_lan.errors import FileTransferError
-from bambu_lan.files import name_list_paths, parse_list_line, remote_path
+from bambu_lan.protocol.ftp_listing import name_list_paths, parse_list_line, remote_path
 
 NOW = datetime(2026, 3, 10, 12, 0)
 

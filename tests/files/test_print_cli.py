@@ -63,3 +63,51 @@ def test_developer_mode_off(
     assert result.code == 2
     assert result.json()["error"]["type"] == "DeveloperModeRequired"
     assert "hint: " in result.err and "Developer Mode" in result.err
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: make_3mf(d / "p1s.gcode.3mf", model_id="C12"), "sliced for the P1S"),
+        (lambda d: make_3mf(d / "w\u00fcrfel.gcode.3mf"), "non-ASCII"),
+        (lambda d: (d / "x.gcode.3mf").write_text("no zip") and d / "x.gcode.3mf", "not a 3MF"),
+        (lambda d: d / "missing.gcode.3mf", "no such file"),
+    ],
+)
+def test_bad_files_exit_2_with_a_hint(
+    cli: Cli, storage_env: SimulatedPrinter, tmp_path: Path, make: object, message: str
+) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+    result = cli("print", str(path))
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert lines[0].startswith("error: ") and message in lines[0], result.err
+    assert lines[1].startswith("hint: ")
+    assert storage_env.ftps is not None and storage_env.ftps.stats.connections == 0
+
+
+def test_card_full_exit_2_and_nothing_left(
+    cli: Cli, sim_thread: SimThread[SimulatedPrinter], storage_env: SimulatedPrinter, tmp_path: Path
+) -> None:
+    assert storage_env.card is not None
+    storage_env.card.size_limit = 200_000
+    result = cli("print", str(make_3mf(tmp_path / "big.gcode.3mf", padding=600_000)))
+    assert result.code == 2
+    assert "card is full" in result.err and "hint: " in result.err
+    assert "/big.gcode.3mf" not in storage_env.card.names()
+    assert storage_env.model.gcode_state == "IDLE"
+
+
+def test_sync_printer_prints(
+    sim_thread: SimThread[SimulatedPrinter], storage_env: SimulatedPrinter, tmp_path: Path
+) -> None:
+    from bambu_lan import SyncPrinter
+
+    sim = storage_env
+    assert sim.ftps is not None
+    with SyncPrinter(
+        sim.host, sim.serial, sim.access_code, port=sim.port, ca_file=sim.ca_path,
+        ftps_port=sim.ftps.port,
+    ) as printer:  # fmt: skip
+        started = printer.print_file(make_3mf(tmp_path / "sync.gcode.3mf"), plate=1)
+    assert started.name == "sync" and started.state.job.state.active

@@ -44,25 +44,6 @@ def _parse_ports(text: str | None) -> tuple[int, ...]:
     return tuple(ports)
 
 
-def _resolve_unvalidated(conn: ConnectionParams) -> PrinterConfig:
-    """The settings as ``resolve_printer`` merges them, without its validation: an invalid
-    serial or access code must reach the doctor's Input step instead of stopping us."""
-    from bambu_lan.config import resolve_printer
-
-    return resolve_printer(
-        printer=conn.printer,
-        host=conn.host,
-        serial=conn.serial,
-        access_code=conn.access_code,
-        port=conn.port,
-        ca_file=conn.ca_file,
-        ca_dir=conn.ca_dir,
-        insecure=conn.insecure,
-        known_printers=conn.known_printers,
-        validate=False,
-    )
-
-
 def _config(conn: ConnectionParams) -> tuple[PrinterConfig | None, ConfigError | None]:
     from bambu_lan.errors import ConfigError
 
@@ -71,7 +52,9 @@ def _config(conn: ConnectionParams) -> tuple[PrinterConfig | None, ConfigError |
     except ConfigError:
         pass  # the doctor reports invalid settings itself
     try:
-        return _resolve_unvalidated(conn), None
+        # As given, without validation: an invalid serial or access code must reach the
+        # doctor's input step instead of stopping us.
+        return conn.resolve(validate=False), None
     except ConfigError as exc:
         return None, exc
 
@@ -81,7 +64,12 @@ def _render(diagnosis: Diagnosis) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
+    from bambu_lan.text import terminal_safe_copy
+
+    # Evidence quotes the printer (certificate names, firmware, replies): terminal-safe, and
+    # the console reads no markup.
+    diagnosis = terminal_safe_copy(diagnosis)
+    console = Console(highlight=False, markup=False)
     target = diagnosis.target
     # Text, not markup: a host or serial with brackets in it must print as typed.
     console.print(

@@ -136,7 +136,7 @@ def ls(conn: ConnectionParams, as_json: bool, ftps_port: int | None, path: str) 
 
     Dates are shown as the printer gives them (printer clocks are often off).
     """
-    from bambu_lan.files import printable, remote_path
+    from bambu_lan.protocol.ftp_listing import printable, remote_path
 
     with json_errors(as_json):
         cfg = resolve_storage(conn, ftps_port)

@@ -124,9 +124,11 @@ def print_(
     if as_json:
         echo_json({"ok": True, **started.to_dict()})
         return
+    from bambu_lan.text import terminal_safe
+
     t = started.timings
     click.echo(
-        f"{cfg.label}: printing {started.name} (plate {started.plate}), "
+        f"{cfg.label}: printing {terminal_safe(started.name)} (plate {started.plate}), "
         f"{started.state.job.state.value}; check {t.get('check', 0):.2f} s, upload "
         f"{t.get('upload', 0):.2f} s, start {t.get('command', 0):.2f} s"
     )

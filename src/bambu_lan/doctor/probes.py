@@ -96,6 +96,28 @@ def tls_handshake(host: str, port: int, ctx: ssl.SSLContext, timeout: float) -> 
         raw.close()
 
 
+def probe_plain_mqtt(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` speaks MQTT without TLS: a CONNECT with no credentials at all
+    (never the access code in clear text) answered by a CONNACK. Tells a plain broker (a
+    Mosquitto on 1883, or a wrong --port) from a TLS problem (blocking; run in a thread)."""
+    connect = _connect_packet_without_credentials("bambu-lan-doctor-plain-probe")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(connect)
+            answer = sock.recv(4)
+    except OSError:
+        return False
+    return len(answer) >= 2 and answer[0] == 0x20 and answer[1] == 0x02
+
+
+def _connect_packet_without_credentials(client_id: str) -> bytes:
+    # MQTT 3.1.1 CONNECT: protocol name, level 4, flags 0x02 (clean session, no user name,
+    # no password), keepalive 30, client id.
+    body = _mqtt_string(b"MQTT") + bytes([4, 0x02, 0, 30]) + _mqtt_string(client_id.encode())
+    return _mqtt_packet(0x10, body)
+
+
 class ProbeError(Exception):
     """A quirk probe could not get as far as the question it asks."""
 

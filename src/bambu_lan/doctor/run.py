@@ -7,6 +7,7 @@ functions of a ``DoctorRun``: they record through ``record`` and stop the walk w
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -71,6 +72,11 @@ class DoctorRun:
         self.peer: PeerCertificate | None = None
         self.tls13: TlsResult | None = None
         self.plan = self._plan()
+
+    def use_host(self, host: str) -> None:
+        """The address as normalised by the input step (trimmed, without [brackets])."""
+        self.cfg = dataclasses.replace(self.cfg, host=host)
+        self.target["host"] = host
 
     # -- bookkeeping --
 

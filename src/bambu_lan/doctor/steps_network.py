@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bambu_lan.doctor.probes import tls13_only_context, tls_handshake
+from bambu_lan.doctor.probes import probe_plain_mqtt, tls13_only_context, tls_handshake
 from bambu_lan.doctor.result import Status, Step
 from bambu_lan.doctor.run import Blocked, DoctorRun
 from bambu_lan.errors import ConfigError
@@ -88,6 +88,16 @@ async def check_tls(run: DoctorRun) -> None:
     cfg, t = run.cfg, run.t
     started = time.monotonic()
     hs = await asyncio.to_thread(tls_handshake, cfg.host, cfg.port, tls12_context(), t.tls)
+    if hs.outcome != "ok" and await asyncio.to_thread(probe_plain_mqtt, cfg.host, cfg.port, t.tls):
+        run.fail(
+            "tls.handshake",
+            f"{cfg.host}:{cfg.port} answers MQTT without TLS (a CONNACK to a CONNECT without "
+            f"credentials); TLS 1.2: {hs.detail}",
+            "plain_mqtt",
+            "this is a plain MQTT broker, not a Bambu printer's port (printers speak MQTT "
+            "over TLS on 8883): check --port and --host; no credentials were sent",
+            started=started, data={"outcome": hs.outcome},
+        )  # fmt: skip
     if hs.outcome != "ok" or hs.der is None:
         cause, fix = {
             "no_answer": (
@@ -218,6 +228,16 @@ async def _chain_step(run: DoctorRun) -> None:
     if r.outcome == "ok":
         run.record("tls.chain", Status.PASS, f"verifies against {names}", started=started)
         return
+    detail = (r.verify_message or r.detail).lower()
+    if r.outcome == "verify_failed" and ("expired" in detail or "not yet valid" in detail):
+        run.fail(
+            "tls.chain", f"the certificate is outside its validity dates: {detail}",
+            "certificate_dates",
+            "check the date and time on the printer (it sets its clock from the network: a "
+            "printer without internet may have lost it) and on this computer. No "
+            "credentials were sent.",
+            started=started,
+        )  # fmt: skip
     if r.outcome == "verify_failed":
         run.fail(
             "tls.chain", f"not signed by {names}: {r.verify_message or r.detail}",

@@ -92,7 +92,7 @@ class _Session:
         self.prot_private = False
         self.cwd = "/"
         self.pasv: asyncio.Server | None = None
-        self.data: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None = None
+        self.data: asyncio.Future[asyncio.Transport] | None = None
         ssl_object = writer.get_extra_info("ssl_object")
         self.tls_session = ssl_object.session if ssl_object is not None else None
 
@@ -290,26 +290,17 @@ class _Session:
             self.pasv = None
         if self.data is not None and self.data.done() and not self.data.cancelled():
             with contextlib.suppress(Exception):
-                self.data.result()[1].transport.abort()
+                self.data.result().abort()
         self.data = None
 
     async def _open_pasv(self) -> int | None:
         self._close_pasv()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            loop.create_future()
-        )
-
-        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if future.done():
-                writer.transport.abort()  # one data connection per PASV
-                return
-            future.set_result((reader, writer))
-
+        future: asyncio.Future[asyncio.Transport] = loop.create_future()
         host = self.writer.get_extra_info("sockname")[0]
         for port in self.server.passive_ports():
             try:
-                self.pasv = await asyncio.start_server(accepted, host, port)
+                self.pasv = await loop.create_server(lambda: _Accepted(future), host, port)
             except OSError:
                 continue
             self.data = future
@@ -353,7 +344,7 @@ class _Session:
             return None
         future = self.data
         try:
-            reader, writer = await asyncio.wait_for(future, _DATA_TIMEOUT)
+            raw = await asyncio.wait_for(future, _DATA_TIMEOUT)
         except TimeoutError:
             self._close_pasv()
             await self.reply("425 Failed to establish connection.")
@@ -363,12 +354,25 @@ class _Session:
             self.pasv = None
         self.data = None
         await self.reply(opening)
+        # The client may have sent its ClientHello already (curl does, before the 150): it
+        # waits in the socket, unread, until the TLS layer takes over the paused transport.
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_CHUNK * 2)
+        protocol = asyncio.StreamReaderProtocol(reader)
         try:
-            await asyncio.wait_for(writer.start_tls(self.server.tls()), _DATA_TIMEOUT)
+            tls = await loop.start_tls(
+                raw, protocol, self.server.tls(), server_side=True,
+                ssl_handshake_timeout=_DATA_TIMEOUT,
+            )  # fmt: skip
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError):
-            writer.transport.abort()
+            raw.abort()
             await self.reply("522 SSL connection failed: session reuse required")
             return None
+        if tls is None:
+            raw.abort()
+            await self.reply("426 Connection closed; transfer aborted.")
+            return None
+        writer = asyncio.StreamWriter(tls, protocol, reader, loop)
         ssl_object = writer.get_extra_info("ssl_object")
         session = ssl_object.session if ssl_object is not None else None
         same = (
@@ -507,6 +511,21 @@ class _Session:
         server.stats.uploads += 1
         await self.reply("226 Transfer complete.")
         return False
+
+
+class _Accepted(asyncio.Protocol):
+    """A passive data connection, accepted and left unread until TLS takes it over."""
+
+    def __init__(self, future: asyncio.Future[asyncio.Transport]) -> None:
+        self.future = future
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
+        if self.future.done():
+            transport.abort()  # one data connection per PASV
+        else:
+            self.future.set_result(transport)
 
 
 class FtpsServer:
