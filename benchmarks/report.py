@@ -806,6 +806,124 @@ def inputs_section(data: dict[str, Any] | None) -> list[str]:
     return out + table(["what", "min", "median", "max"], rows)
 
 
+# --- 8. camera ------------------------------------------------------------------------------
+
+
+def camera_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
+    latency_target = "≤ 2 ms added per frame (median, over a bare TLS read)"
+    serve_target = "20 MJPEG viewers: one upstream, ≤ 5 % of a core, memory flat"
+    if section_error(data) or "latency" not in (data or {}):
+        return [
+            Verdict("camera frame latency", latency_target, "not measured", None, []),
+            Verdict("camera serve", serve_target, "not measured", None, []),
+        ]
+    assert data is not None
+    lat = data["latency"]
+    added = lat["added_median"]
+    lat_ok = added * 1000 <= data["budget_added_ms"]
+    lat_analysis = []
+    if not lat_ok:
+        lat_analysis.append(
+            f"**Camera latency: missed by {(added * 1000 - data['budget_added_ms']):.2f} ms** "
+            f"(library median {lat['bambu-lan']['median'] * 1000:.2f} ms, bare read "
+            f"{lat['raw']['median'] * 1000:.2f} ms)."
+        )
+    serve = data["serve"]
+    cpu = serve["cpu_percent_of_a_core"]
+    flat = serve["rss_growth_mb"] <= 2.0
+    serve_ok = serve["upstream_connections"] == 1 and cpu <= data["budget_cpu_percent"] and flat
+    serve_analysis = []
+    if not serve_ok:
+        serve_analysis.append(
+            f"**camera serve: {serve['upstream_connections']} upstream connection(s), "
+            f"{cpu:.2f} % of a core, memory {serve['rss_growth_mb']:+.1f} MB over "
+            f"{serve['seconds']:.0f} s.**"
+        )
+    return [
+        Verdict(
+            "camera frame latency",
+            latency_target,
+            f"+{added * 1000:.2f} ms (median {lat['bambu-lan']['median'] * 1000:.2f} vs "
+            f"{lat['raw']['median'] * 1000:.2f} ms)",
+            lat_ok,
+            lat_analysis,
+        ),
+        Verdict(
+            "camera serve",
+            serve_target,
+            f"{serve['upstream_connections']} upstream, {cpu:.2f} % of a core, memory "
+            f"{serve['rss_growth_mb']:+.1f} MB over {serve['seconds'] / 60:.0f} min",
+            serve_ok,
+            serve_analysis,
+            label="(3 min, not 10)" if serve["seconds"] < 600 else "",
+        ),
+    ]
+
+
+def camera_section(data: dict[str, Any] | None) -> list[str]:
+    out = ["## 8. Camera", ""]
+    if error := section_error(data):
+        return [*out, f"Not measured: {error}", ""]
+    assert data is not None
+    lat = data["latency"]
+    out += [
+        f"Latency: a simulated A1's camera at {lat['frames_per_second']} frames a second; per "
+        "frame, from the moment the simulator began writing it to the moment a client "
+        f"process held it, {lat['frames']} frames each (the first one left out). The bare "
+        "read is asyncio TLS + `readexactly` of header and JPEG, the least any client does.",
+        "",
+    ]
+    rows = []
+    for name in ("raw", "bambu-lan"):
+        s = lat[name]
+        rows.append(
+            [
+                "bare TLS read" if name == "raw" else "`Camera.frames()`",
+                f"{s['min'] * 1000:.2f}",
+                f"{s['median'] * 1000:.2f}",
+                f"{s['p90'] * 1000:.2f}",
+                f"{s['max'] * 1000:.2f}",
+            ]
+        )
+    out += table(["client", "min ms", "median ms", "p90 ms", "max ms"], rows)
+    out += [
+        "`camera serve` (the console command, in its own process) with "
+        f"{data['serve']['viewers']} viewers reading `/stream.mjpg`; CPU and resident memory "
+        "of the server process from /proc; upstream connections as the simulator counted "
+        "them. The issue asks for 10 minutes; this run listens for "
+        f"{data['serve']['seconds'] / 60:.0f} (a full run's length is `SERVE_SECONDS`).",
+        "",
+    ]
+    rows = []
+    for key in ("serve", "serve_fast"):
+        if key not in data:
+            continue
+        s = data[key]
+        rss = s["rss_mb"]
+        rows.append(
+            [
+                f"{s['frames_per_second']:g}",
+                f"{s['seconds']:.0f} s",
+                str(s["upstream_connections"]),
+                f"{s['cpu_percent_of_a_core']:.2f} %",
+                f"{rss['first']:.1f} / {rss['median']:.1f} / {rss['max']:.1f} / {rss['last']:.1f}",
+                f"{s['frames_per_viewer']['min']:.0f}-{s['frames_per_viewer']['max']:.0f}",
+            ]
+        )
+    out += table(
+        [
+            "frames/s",
+            "listened",
+            "upstream",
+            "CPU (one core)",
+            "RSS MB first / median / max / last",
+            "frames per viewer",
+        ],
+        rows,
+    )
+    return out
+
+
 # --- 7. storage (FTPS) and printing ------------------------------------------------------------
 
 
@@ -945,6 +1063,7 @@ def render(results: dict[str, Any]) -> str:
         *recovery_verdicts(sections.get("recovery")),
         cold_start_verdict(sections.get("cold_start")),
         *ftps_verdicts(sections.get("ftps")),
+        *camera_verdicts(sections.get("camera")),
     ]
     peer_names = ", ".join(
         f"{lib} {info['version']}"
@@ -1011,6 +1130,7 @@ def render(results: dict[str, Any]) -> str:
         ("cold_start", cold_start_section),
         ("inputs", inputs_section),
         ("ftps", ftps_section),
+        ("camera", camera_section),
     ]
     for name, renderer in renderers:
         out += renderer(sections.get(name))

@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/run.py --only farm --only recovery
     .venv/bin/python benchmarks/run.py --no-peers   bambu-lan and bare paho only
 
-Sections: first_state, handling, farm, recovery, cold_start, inputs, ftps (see each
+Sections: first_state, handling, farm, recovery, cold_start, inputs, ftps, camera (see
 ``bench_*.py``). The peers (bambulabs-api, bambu-printer-manager, bambu-mqtt-comms) are
 installed from PyPI into ``benchmarks/.peers-venv`` on first use. Every simulator runs in its
 own process on 127.0.0.0/8. A full run writes into ``docs/``; ``--only`` replaces just those
@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bench_camera
 import bench_cold_start
 import bench_farm
 import bench_first_state
@@ -47,6 +48,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "cold_start": bench_cold_start.run,
     "inputs": bench_inputs.run,
     "ftps": bench_ftps.run,
+    "camera": bench_camera.run,
 }
 
 

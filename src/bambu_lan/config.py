@@ -18,12 +18,14 @@ types, values); each problem names the file, the profile and the key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import logging
 import os
 import re
 import sys
+import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -272,6 +274,7 @@ class PrinterConfig:
     port: int = DEFAULT_PORT
     trust: TrustConfig = field(default_factory=TrustConfig)
     name: str = ""
+    camera_port: int | None = None  # None: the model's own (6000 JPEG, 322 RTSPS)
     ftps_port: int = DEFAULT_FTPS_PORT
 
     def validate(self) -> PrinterConfig:
@@ -293,6 +296,8 @@ class PrinterConfig:
                 "BAMBU_ACCESS_CODE",
             )
         parse_port(self.port)
+        if self.camera_port is not None:
+            parse_port(self.camera_port, source="--camera-port")
         parse_port(self.ftps_port, source="ftps_port")
         self.trust.check()
         return self if host == self.host else dataclasses.replace(self, host=host)
@@ -647,6 +652,7 @@ def resolve_printer(
     known_printers: Path | None = None,
     config_file: Path | None = None,
     validate: bool = True,
+    camera_port: int | None = None,
 ) -> PrinterConfig:
     """Settings from, in order of precedence: explicit values (CLI options), environment
     variables (BAMBU_HOST, BAMBU_SERIAL, BAMBU_ACCESS_CODE or BAMBU_ACCESS_CODE_FILE,
@@ -699,6 +705,10 @@ def resolve_printer(
         port_value = parse_port(env_port, source="BAMBU_PORT")
     else:
         port_value = profile.get("port", DEFAULT_PORT)
+    if camera_port is None and (env_camera := _env("BAMBU_CAMERA_PORT")) is not None:
+        camera_port = parse_port(env_camera, source="BAMBU_CAMERA_PORT")
+    if camera_port is None:
+        camera_port = profile.get("camera_port")
     if ftps_port is not None:
         ftps_value = ftps_port
     elif (env_ftps := _env("BAMBU_FTPS_PORT")) is not None:
@@ -724,6 +734,7 @@ def resolve_printer(
         port=port_value,
         trust=trust,
         name=str(name or ""),
+        camera_port=camera_port,
         ftps_port=ftps_value,
     )
     return config.validate() if validate else config
@@ -744,3 +755,68 @@ def _access_code(
         return read_access_code_file(Path(file), source="access_code_file")
     code: str = profile.get("access_code", "")
     return code
+
+
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _toml_string(value: str) -> str:
+    escaped = "".join(
+        {"\\": "\\\\", '"': '\\"'}.get(c, c) if c.isprintable() else f"\\u{ord(c):04x}"
+        for c in value
+    )
+    return f'"{escaped}"'
+
+
+def add_printer_profile(
+    name: str,
+    values: dict[str, str | int],
+    *,
+    path: Path | None = None,
+    make_default: bool = False,
+) -> Path:
+    """Append ``[printers.NAME]`` with ``values`` to the config file, keeping what is there
+    (comments included). The file is written atomically and left readable by its owner only
+    (mode 0600): it holds access codes. ConfigError if NAME exists or the file is not TOML."""
+    path = path or config_path()
+    if not _PROFILE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"invalid printer name {name!r}",
+            hint="use letters, digits, '-' and '_' (e.g. workshop-a1)",
+        )
+    data = load_config_file(path)
+    printers = data.get("printers")
+    if isinstance(printers, dict) and name in printers:
+        raise ConfigError(
+            f"a printer named {name!r} is already in {path}",
+            hint="pick another name, or edit the file (`bambu-lan config path`)",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+    if make_default:
+        line = f"default = {_toml_string(name)}"
+        text, count = re.subn(r"(?m)^default\s*=.*$", line, text, count=1)
+        if not count:
+            text = f"{line}\n\n{text}"
+    block = [f"[printers.{name}]"]
+    for key, value in values.items():
+        block.append(f"{key} = {value if isinstance(value, int) else _toml_string(value)}")
+    text = (text.rstrip() + "\n\n" if text.strip() else "") + "\n".join(block) + "\n"
+    tomllib.loads(text)  # never write a file that does not read back
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".config.", dir=path.parent)  # created 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise ConfigError(f"cannot write the config file {path}: {exc}") from None
+    return path

@@ -51,6 +51,7 @@ from bambu_lan.session import ConnectionStatus, LinkState, Session, SessionOptio
 from bambu_lan.trust import TrustConfig
 
 if TYPE_CHECKING:
+    from bambu_lan.camera import Camera
     from bambu_lan.files import Progress, Storage
     from bambu_lan.print_job import PrintOptions, PrintStarted
 
@@ -541,6 +542,17 @@ class Printer:
     def info(self) -> PrinterInfo | None:
         """Model and firmware, once get_version has answered."""
         return self._conn.info if self._conn else None
+
+    @property
+    def camera(self) -> Camera:
+        """The printer's camera: ``await printer.camera.snapshot()``, ``async for frame in
+        printer.camera.frames()`` (A1/P1); ``rtsp_url()`` (X1/P2S/H2). See bambu_lan.camera."""
+        from bambu_lan.camera import Camera, camera_kind
+
+        info = self.info
+        return Camera(
+            self.config, kind=camera_kind(self.config.serial, info.model_code if info else "")
+        )
 
     @property
     def status(self) -> ConnectionStatus:

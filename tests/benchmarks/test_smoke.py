@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("first_state", "handling", "farm", "recovery", "cold_start", "inputs", "ftps")
+SECTIONS = (
+    "first_state", "handling", "farm", "recovery", "cold_start", "inputs", "ftps", "camera",
+)  # fmt: skip
 
 
 def test_every_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
@@ -31,6 +33,7 @@ def test_every_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
         assert "error" not in section, f"{name}: {section.get('traceback', section['error'])}"
     sections = results["sections"]
     assert sections["inputs"]["load_config_100"]["n"] >= 1
+    assert sections["camera"]["serve"]["upstream_connections"] == 1
     first = sections["first_state"]["a1_connack_delay"]["libraries"]
     assert {"paho", "bambu-lan", "bambu-lan-sync"} <= set(first)
     assert all("total_seconds" in entry for entry in first.values())

@@ -161,3 +161,13 @@ def _serve_problems(data: dict[str, Any], file: Path) -> list[ConfigProblem]:
     except ConfigError as exc:
         return [ConfigProblem(file, None, "serve", str(exc), exc.hint or "see the README")]
     return []
+
+
+def _add_command() -> None:
+    # `config add` lives with discovery, which fills in the printer's address.
+    from bambu_lan.cli.discover_cmd import config_add
+
+    config.add_command(config_add, "add")
+
+
+_add_command()

@@ -15,6 +15,8 @@ import click
 # name -> "module:attribute" of a click command; imported on first use.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("bambu_lan.cli.demo_cmd:demo", "A simulated A1 and the live view connected to it."),
+    "discover": ("bambu_lan.cli.discover_cmd:discover", "Find the printers on your network."),
+    "camera": ("bambu_lan.cli.camera_cmd:camera", "A picture, an MJPEG stream, the RTSPS address."),
     "sim": ("bambu_lan.cli.sim_cmd:sim", "Run simulated printers on real TLS and MQTT."),
     "status": ("bambu_lan.cli.status_cmd:status", "Print one full state of a printer, then exit."),
     "watch": ("bambu_lan.cli.status_cmd:watch", "Live view of a printer (--json: JSON lines)."),

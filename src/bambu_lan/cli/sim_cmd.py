@@ -128,6 +128,34 @@ _MODELS_HELP = "a1, a1mini, p1s, x1c, p2s or h2d"
     help="Print the connection details as one JSON list (one object per printer) on stdout.",
 )
 @click.option(
+    "--camera-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve the A1/P1 camera (TLS, JPEG frames) on this port; 0 picks a free one. "
+    "Default: 6000 (the printers' port) when --port is 8883, else a free one. Needs Pillow "
+    "(pip install 'bambu-lan[sim]').",
+)
+@click.option(
+    "--no-camera",
+    is_flag=True,
+    help="Serve no camera.",
+)
+@click.option(
+    "--announce-to",
+    default="127.0.0.1:2021",
+    show_default=True,
+    metavar="ADDR:PORT",
+    help="Send SSDP NOTIFY announcements here every 5 s, for `bambu-lan discover`. Loopback "
+    "addresses only: a simulator never broadcasts.",
+)
+@click.option("--no-announce", is_flag=True, help="Send no announcements.")
+@click.option(
+    "--ssdp-port",
+    type=click.IntRange(0, 65535),
+    help="Answer M-SEARCH on this UDP port of 127.0.0.1 (0: a free one). Default: 1990 (the "
+    "printers' port) when --port is 8883, else a free one.",
+)
+@click.option(
     "--print",
     "print_layers",
     type=click.IntRange(min=1),
@@ -152,6 +180,11 @@ def sim(
     count: int,
     host_mode: str,
     as_json: bool,
+    camera_port: int | None,
+    no_camera: bool,
+    announce_to: str,
+    no_announce: bool,
+    ssdp_port: int | None,
     print_layers: int | None,
 ) -> None:
     """Run a simulated Bambu Lab printer on real TLS 1.2 and MQTT, until Ctrl-C.
@@ -174,7 +207,16 @@ def sim(
         )
     if not speed > 0:
         raise ConfigError("--speed must be greater than 0", hint="e.g. --speed 10")
+    from bambu_lan.discovery import parse_target
+    from bambu_lan.sim.ssdp import check_loopback
+
+    target = None if no_announce else parse_target(announce_to)
+    if target is not None:
+        check_loopback(target[0])
     options: dict[str, Any] = {
+        "camera_port": _camera_port(model, port, camera_port, no_camera),
+        "announce_to": target,
+        "ssdp_port": ssdp_port if ssdp_port is not None else (1990 if port == 8883 else 0),
         "ftps_port": ftps_port,
         "card_dir": card_dir,
         "card_size": card_size,
@@ -200,6 +242,27 @@ def sim(
                 options=options,
             )
         )
+
+
+def _camera_port(model: str, port: int, camera_port: int | None, no_camera: bool) -> int | None:
+    """The camera port to use, or None: asked for off, a model without a JPEG camera, or no
+    Pillow (then a note, unless the port was asked for: that is an error)."""
+    from bambu_lan.sim.camera import JPEG_CAMERA_MODELS
+    from bambu_lan.sim.camera_frames import PILLOW_HINT, pillow_available
+    from bambu_lan.sim.device import resolve_profile
+
+    if no_camera:
+        return None
+    if resolve_profile(model).model_code not in JPEG_CAMERA_MODELS and camera_port is None:
+        return None  # X1-class cameras are RTSPS, which the simulator does not serve
+    if not pillow_available():
+        if camera_port is not None:
+            raise ConfigError("the simulated camera needs Pillow", hint=PILLOW_HINT)
+        click.echo(f"note: no simulated camera: {PILLOW_HINT}", err=True)
+        return None
+    if camera_port is not None:
+        return camera_port
+    return 6000 if port == 8883 else 0
 
 
 async def _serve(
@@ -270,6 +333,10 @@ def _describe(printer: Any) -> str:
         ("CA file", info["ca_path"]),
         ("fingerprint", info["fingerprint"]),
     ]
+    if info.get("camera_port"):
+        rows.append(("camera port", str(info["camera_port"])))
+    if info.get("ssdp_port"):
+        rows.append(("M-SEARCH port", f"UDP {info['ssdp_port']}"))
     width = max(len(name) for name, _ in rows)
     lines = [f"Simulated {info['product_name']} running. Ctrl-C to stop.", ""]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]

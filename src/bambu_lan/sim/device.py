@@ -28,11 +28,13 @@ from typing import Any, Self
 
 from bambu_lan.errors import ConfigError
 from bambu_lan.sim.broker import Broker, BrokerRules, GarbageKind, SilenceRecovery
+from bambu_lan.sim.camera import JPEG_CAMERA_MODELS, CameraServer
 from bambu_lan.sim.certs import SERIAL_RE, CertAuthority, default_cert_dir
 from bambu_lan.sim.ftps import FtpsServer
 from bambu_lan.sim.ftps_card import PrintFileReader, SimCard
 from bambu_lan.sim.printer import PrinterModel
 from bambu_lan.sim.profiles import ModelProfile, get_profile
+from bambu_lan.sim.ssdp import Announcer
 
 __all__ = ["SimulatedPrinter", "resolve_profile"]
 
@@ -108,6 +110,12 @@ class SimulatedPrinter:
         rules: full broker rules, overriding ``max_sessions`` and ``auth_delay``.
         authority: an already loaded ``CertAuthority`` (fleets share one); overrides
             ``cert_dir`` and ``new_identity``.
+        camera_port: serve the A1/P1 camera (TLS JPEG stream) on this port (0: a free one);
+            None: no camera. Needs Pillow (the ``sim`` extra).
+        camera_interval: seconds between camera frames.
+        announce_to: send SSDP NOTIFY announcements to this loopback (address, port) every
+            ``announce_interval`` seconds; None: no announcements.
+        ssdp_port: answer M-SEARCH on this UDP port of 127.0.0.1 (0: a free one); None: no.
         ftps_port: the storage service (implicit FTPS, 990 on a printer); 0 picks a free
             port, None runs none.
         card_dir: the storage card's folder; default a temporary one, removed at stop.
@@ -132,6 +140,11 @@ class SimulatedPrinter:
         seed: int | None = None,
         rules: BrokerRules | None = None,
         authority: CertAuthority | None = None,
+        camera_port: int | None = None,
+        camera_interval: float = 1.0,
+        announce_to: tuple[str, int] | None = None,
+        announce_interval: float = 5.0,
+        ssdp_port: int | None = None,
         ftps_port: int | None = 0,
         card_dir: Path | str | None = None,
         card_size: int | None = None,
@@ -177,6 +190,41 @@ class SimulatedPrinter:
         self.model.publish = self.broker.publish_report
         self.model.on_pushing_start = self.broker.on_pushing_start
         self._model_task: asyncio.Task[None] | None = None
+        self.camera: CameraServer | None = None
+        self.camera_port = camera_port
+        if camera_port is not None:
+            self.camera = self._make_camera(camera_interval, seed)
+        self.announcer: Announcer | None = None
+        if announce_to is not None or ssdp_port is not None:
+            self.announcer = Announcer(
+                serial=self.serial,
+                model_code=self.profile.model_code,
+                name=f"3DP-{self.serial[:3]}-{self.serial[-3:]}",
+                firmware=self.profile.firmware,
+                location="127.0.0.1" if host in ("0.0.0.0", "") else host,  # noqa: S104
+                announce_to=announce_to,
+                interval=announce_interval,
+                search_port=ssdp_port,
+            )
+
+    def _make_camera(self, interval: float, seed: int | None) -> CameraServer:
+        from bambu_lan.sim.camera_frames import FrameRenderer
+
+        if self.profile.model_code not in JPEG_CAMERA_MODELS:
+            raise ConfigError(
+                f"the {self.profile.product_name} streams its camera over RTSPS, which the "
+                "simulator does not serve",
+                hint="simulate an A1, A1 mini or P1S for a camera (--model a1)",
+            )
+        renderer = FrameRenderer(self.profile.product_name, self.serial)
+        model = self.model
+        return CameraServer(
+            self.serial,
+            self.access_code,
+            lambda: renderer.render(model.state),
+            interval=interval,
+            seed=seed,
+        )
 
     def __repr__(self) -> str:
         # The access code stays out of reprs and logs (connection_info() is for showing it).
@@ -242,6 +290,19 @@ class SimulatedPrinter:
             except BaseException:
                 await self.broker.stop()
                 raise
+        if self.camera is not None and self.camera_port is not None:
+            try:
+                await self.camera.start(self.host, self.camera_port, context)
+            except OSError as exc:
+                await self.stop()
+                raise listen_error(self.host, self.camera_port, exc) from exc
+            self.camera_port = self.camera.port
+        if self.announcer is not None:
+            try:
+                await self.announcer.start()
+            except OSError as exc:
+                await self.stop()
+                raise listen_error("127.0.0.1", self.announcer.search_port or 0, exc) from exc
         self._model_task = asyncio.create_task(
             self.model.run(), name=f"bambu-lan-sim-model-{self.serial}"
         )
@@ -287,6 +348,10 @@ class SimulatedPrinter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.announcer is not None:
+            await self.announcer.stop()
+        if self.camera is not None:
+            await self.camera.stop()
         ftps, self.ftps = self.ftps, None
         if ftps is not None:
             self.model.data.card_files = None
@@ -321,7 +386,16 @@ class SimulatedPrinter:
             "ca_path": str(self.ca_path),
             "fingerprint": self.fingerprint,
             "ftps_port": self.ftps.port if self.ftps is not None else None,
-        }
+        } | self._service_ports()
+
+    def _service_ports(self) -> dict[str, int]:
+        """The camera and M-SEARCH ports, for the services this printer runs."""
+        ports: dict[str, int] = {}
+        if self.camera is not None and self.camera_port is not None:
+            ports["camera_port"] = self.camera_port
+        if self.announcer is not None and self.announcer.search_port is not None:
+            ports["ssdp_port"] = self.announcer.search_port
+        return ports
 
     def mosquitto_sub_command(self) -> str:
         """A ready ``mosquitto_sub`` line that prints this printer's reports.

@@ -64,6 +64,14 @@ def fleet_addresses(base: str, count: int) -> list[str]:
     return out
 
 
+def _nth_port(first: int | None, index: int, host_mode: HostMode) -> int | None:
+    """Printer ``index``'s port of a service: the same in address mode, consecutive in port
+    mode; 0 stays 0 (a free one each)."""
+    if first is None or first == 0 or host_mode == "address":
+        return first
+    return first + index
+
+
 class SimFleet:
     """``count`` simulated printers of one model, started and stopped together.
 
@@ -76,6 +84,10 @@ class SimFleet:
             by the first printer). Port mode: the first port (printer i gets port + i), or 0
             (default) for a free port each.
         access_code: one code for all printers, or ``None`` for a random one each.
+        camera_port: each printer's camera port (address mode: the same for all; port mode:
+            ``camera_port + i``); 0: a free one each; None: no cameras.
+        announce_to, ssdp_port: as for ``SimulatedPrinter`` (each printer announces itself;
+            ``ssdp_port`` 0 gives each a free M-SEARCH port).
         ftps_port: each printer's storage service (FTPS) port; 0 a free one each; None
             (default) none, so that a thousand printers stay cheap.
         card_dir: a folder holding one card folder per serial (default: temporary ones).
@@ -98,6 +110,10 @@ class SimFleet:
         auth_delay: float = 0.1,
         new_identity: bool = False,
         seed: int | None = None,
+        camera_port: int | None = None,
+        camera_interval: float = 1.0,
+        announce_to: tuple[str, int] | None = None,
+        ssdp_port: int | None = None,
         ftps_port: int | None = None,
         card_dir: Path | str | None = None,
         card_size: int | None = None,
@@ -135,6 +151,10 @@ class SimFleet:
                 max_sessions=max_sessions,
                 auth_delay=auth_delay,
                 seed=None if seed is None else seed + i + 1,
+                camera_port=_nth_port(camera_port, i, host_mode),
+                camera_interval=camera_interval,
+                announce_to=announce_to,
+                ssdp_port=_nth_port(ssdp_port, i, host_mode) if ssdp_port is not None else None,
                 ftps_port=ftps_port,
                 card_dir=None
                 if card_dir is None

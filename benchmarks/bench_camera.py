@@ -1,0 +1,314 @@
+"""8. Camera: latency the library adds to a frame, and ``camera serve`` with 20 MJPEG viewers.
+
+One simulated A1 with its camera, in a process of its own, prints the ``time.monotonic()`` at
+which each frame was written to every viewer (the clock all processes on Linux share).
+
+* latency: a client process receives frames either with a bare TLS read (asyncio streams:
+  login, then ``readexactly`` of each 16-byte header and its JPEG: the least any client can
+  do) or through ``Camera.frames()``; per frame, the time from "written" to "in the
+  consumer's hands". Added latency = median of the library minus median of the bare read,
+  both at 10 frames a second. Budget: 2 ms.
+* serve: ``bambu-lan camera serve`` as users run it, 20 viewers reading ``/stream.mjpg``
+  (threads of this process, which is not measured), the simulator at the printers' cadence
+  of a frame a second. Sampled from /proc: the server's CPU time (share of one core) and
+  resident memory every few seconds; the simulator reports how many camera connections it
+  accepted (budget: one upstream, at most 5 % of a core, memory flat). The issue asks for 10
+  minutes; a full run listens for 3 (``SERVE_SECONDS``), and a second, shorter round runs the
+  camera at 10 frames a second to show the headroom.
+
+Also: ``python benchmarks/bench_camera.py sim|raw|lib ...`` are the child processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import signal
+import ssl
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from common import BAMBU_LAN, OUR_PYTHON, Context, LineProcess, progress, running, summary
+
+SERVE_SECONDS = 180.0
+FAST_SERVE_SECONDS = 30.0
+VIEWERS = 20
+BUDGET_ADDED_MS = 2.0
+BUDGET_CPU_PERCENT = 5.0
+THIS = Path(__file__).resolve()
+
+
+# --- child processes -------------------------------------------------------------------------
+
+
+async def _sim_main(cert_dir: str, interval: float) -> None:
+    from bambu_lan.sim import SimulatedPrinter
+
+    loop = asyncio.get_running_loop()
+    async with SimulatedPrinter(
+        "a1", cert_dir=cert_dir, camera_port=0, camera_interval=interval, seed=7
+    ) as sim:
+        camera = sim.camera
+        assert camera is not None
+
+        def sent(t: float) -> None:
+            print(json.dumps({"ev": "sent", "t": t}), flush=True)
+
+        camera.on_frame = sent
+        print(json.dumps({"ev": "ready", **sim.connection_info()}), flush=True)
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := await reader.readline():
+            if line.strip() == b"stats":
+                stats = camera.stats
+                print(
+                    json.dumps(
+                        {
+                            "ev": "stats",
+                            "logins_received": stats.logins_received,
+                            "viewers": camera.viewers,
+                            "frames_sent": stats.frames_sent,
+                        }
+                    ),
+                    flush=True,
+                )
+
+
+async def _raw_main(host: str, port: int, code: str, ca: str, frames: int) -> None:
+    """The least a client can do: TLS, login, then header + JPEG by length."""
+    from bambu_lan.protocol.camera_wire import login_packet
+
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
+    writer.write(login_packet(code))
+    for _ in range(frames):
+        header = await reader.readexactly(16)
+        size = struct.unpack_from("<I", header)[0]
+        await reader.readexactly(size)
+        print(json.dumps({"ev": "frame", "t": time.monotonic()}), flush=True)
+    writer.close()
+
+
+async def _lib_main(host: str, port: int, serial: str, code: str, *rest: str) -> None:
+    ca, frames = rest[0], int(rest[1])
+    from bambu_lan.camera import Camera
+    from bambu_lan.config import PrinterConfig, Secret
+    from bambu_lan.trust import TrustConfig
+
+    cfg = PrinterConfig(
+        host, serial, Secret(code), trust=TrustConfig(ca_file=Path(ca)), camera_port=port
+    )
+    count = 0
+    with Camera(cfg).frames() as stream:
+        async for _frame in stream:
+            print(json.dumps({"ev": "frame", "t": time.monotonic()}), flush=True)
+            count += 1
+            if count == frames:
+                break
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def _latencies(sim: LineProcess, client: LineProcess, frames: int) -> list[float]:
+    arrivals: list[float] = []
+    while len(arrivals) < frames:
+        value = client.next(30.0)
+        if isinstance(value, dict) and value.get("ev") == "frame":
+            arrivals.append(value["t"])
+    sent: list[float] = []
+    while not sim.lines.empty():
+        value = sim.lines.get_nowait()
+        if isinstance(value, dict) and value.get("ev") == "sent":
+            sent.append(value["t"])
+    out = []
+    for t in arrivals:
+        before = [s for s in sent if s <= t]
+        if before:
+            out.append(t - before[-1])
+    return out[1:]  # the first frame waited for the connection too
+
+
+def _drain(sim: LineProcess) -> None:
+    while not sim.lines.empty():
+        sim.lines.get_nowait()
+
+
+def _sim(ctx: Context, interval: float, name: str) -> tuple[LineProcess, dict[str, Any]]:
+    sim = LineProcess(
+        [OUR_PYTHON, THIS, "sim", ctx.cert_dir, str(interval)],
+        env=ctx.env,
+        log=ctx.work_dir / f"{name}.log",
+    )
+    ready = sim.wait_for(lambda v: isinstance(v, dict) and v.get("ev") == "ready", 120)
+    if ready is None:
+        sim.close()
+        raise RuntimeError("the simulator did not start")
+    info: dict[str, Any] = ready
+    return sim, info
+
+
+def measure_latency(ctx: Context) -> dict[str, Any]:
+    frames = 12 if ctx.quick else 300
+    result: dict[str, Any] = {"frames_per_second": 10, "frames": frames}
+    sim, info = _sim(ctx, 0.1, "camera-latency-sim")
+    with running(sim):
+        base = [info["host"], str(info["camera_port"])]
+        for name, args in (
+            ("raw", ["raw", *base, info["access_code"], info["ca_path"], str(frames)]),
+            (
+                "bambu-lan",
+                ["lib", *base, info["serial"], info["access_code"], info["ca_path"], str(frames)],
+            ),
+        ):
+            _drain(sim)
+            client = LineProcess(
+                [OUR_PYTHON, THIS, *args], env=ctx.env, log=ctx.work_dir / f"camera-{name}.log"
+            )
+            with running(client):
+                values = _latencies(sim, client, frames)
+            result[name] = summary(values)
+            progress(f"  {name}: median {result[name]['median'] * 1000:.2f} ms per frame")
+    result["added_median"] = result["bambu-lan"]["median"] - result["raw"]["median"]
+    return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _Viewer(threading.Thread):
+    """Reads /stream.mjpg and counts the parts, until told to stop."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(daemon=True)
+        self.host, self.port = host, port
+        self.parts = 0
+        self.error = ""
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            conn.request("GET", "/stream.mjpg")
+            response = conn.getresponse()
+            tail = b""
+            while not self.stop.is_set():
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                data = tail + chunk
+                self.parts += data.count(b"Content-Type: image/jpeg")
+                tail = data[-40:]
+            conn.close()
+        except OSError as exc:
+            self.error = str(exc)
+
+
+def measure_serve(ctx: Context, interval: float, seconds: float, name: str) -> dict[str, Any]:
+    sample_every = 1.0 if ctx.quick else 5.0
+    sim, info = _sim(ctx, interval, f"{name}-sim")
+    with running(sim):
+        serve = LineProcess(
+            [
+                BAMBU_LAN,
+                "camera",
+                "serve",
+                "--http-port",
+                "0",
+                "--json",
+                "--host",
+                info["host"],
+                "--serial",
+                info["serial"],
+                "--access-code",
+                info["access_code"],
+                "--ca-file",
+                info["ca_path"],
+                "--camera-port",
+                str(info["camera_port"]),
+            ],
+            env=ctx.env,
+            log=ctx.work_dir / f"{name}-serve.log",
+        )
+        with running(serve):
+            started = serve.next(60.0)
+            host, port = "127.0.0.1", int(started["url"].rsplit(":", 1)[1])
+            viewers = [_Viewer(host, port) for _ in range(VIEWERS)]
+            for viewer in viewers:
+                viewer.start()
+            time.sleep(max(2.0, 2 * interval))  # every viewer connected and fed
+            pid = serve.proc.pid
+            rss: list[float] = []
+            t0, cpu0 = time.monotonic(), _cpu_seconds(pid)
+            deadline = t0 + seconds
+            while time.monotonic() < deadline:
+                rss.append(_rss_mb(pid))
+                time.sleep(min(sample_every, max(0.0, deadline - time.monotonic())))
+            wall, cpu = time.monotonic() - t0, _cpu_seconds(pid) - cpu0
+            rss.append(_rss_mb(pid))
+            _drain(sim)
+            sim.send("stats")
+            stats = sim.wait_for(lambda v: isinstance(v, dict) and v.get("ev") == "stats", 30)
+            for viewer in viewers:
+                viewer.stop.set()
+            serve.proc.send_signal(signal.SIGINT)  # Ctrl-C: what stops it cleanly
+        parts = [v.parts for v in viewers]
+        errors = [v.error for v in viewers if v.error]
+    return {
+        "frames_per_second": round(1 / interval, 2),
+        "seconds": round(wall, 1),
+        "viewers": VIEWERS,
+        "cpu_percent_of_a_core": 100 * cpu / wall,
+        "rss_mb": {"first": rss[0], "last": rss[-1], **summary(rss)},
+        "rss_growth_mb": rss[-1] - rss[0],
+        "upstream_connections": (stats or {}).get("logins_received"),
+        "frames_per_viewer": summary([float(p) for p in parts]),
+        "viewer_errors": errors[:3],
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    progress("camera: latency added to a frame (bare TLS read vs Camera.frames())")
+    data: dict[str, Any] = {"latency": measure_latency(ctx)}
+    seconds = 4.0 if ctx.quick else SERVE_SECONDS
+    progress(f"camera: `camera serve`, {VIEWERS} viewers, 1 frame/s, {seconds:g} s")
+    data["serve"] = measure_serve(ctx, 1.0, seconds, "camera-serve")
+    progress(f"  {data['serve']['cpu_percent_of_a_core']:.2f} % of a core")
+    if not ctx.quick:
+        progress(
+            f"camera: `camera serve`, {VIEWERS} viewers, 10 frames/s, {FAST_SERVE_SECONDS:g} s"
+        )
+        data["serve_fast"] = measure_serve(ctx, 0.1, FAST_SERVE_SECONDS, "camera-serve-fast")
+    data["budget_added_ms"] = BUDGET_ADDED_MS
+    data["budget_cpu_percent"] = BUDGET_CPU_PERCENT
+    return data
+
+
+if __name__ == "__main__":
+    role, args = sys.argv[1], sys.argv[2:]
+    if role == "sim":
+        asyncio.run(_sim_main(args[0], float(args[1])))
+    elif role == "raw":
+        asyncio.run(_raw_main(args[0], int(args[1]), args[2], args[3], int(args[4])))
+    elif role == "lib":
+        asyncio.run(_lib_main(args[0], int(args[1]), args[2], args[3], args[4], args[5]))
+    else:
+        raise SystemExit(f"unknown role {role}")

@@ -1,0 +1,192 @@
+"""``bambu-lan camera snapshot|url|serve`` in-process, against a simulated A1 on a thread."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from tests.camera.support import FRAME_INTERVAL, jpeg_size
+
+from bambu_lan.cli.main import main
+from bambu_lan.sim import SimThread, SimulatedPrinter
+
+BAMBU_LAN = str(Path(sys.executable).parent / "bambu-lan")  # the console script
+ENV_VARS = ("BAMBU_HOST", "BAMBU_SERIAL", "BAMBU_ACCESS_CODE", "BAMBU_PORT", "BAMBU_PRINTER")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*ENV_VARS, "BAMBU_CA_FILE", "BAMBU_CA_DIR", "BAMBU_CAMERA_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BAMBU_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("BAMBU_KNOWN_PRINTERS", str(tmp_path / "known_printers"))
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return invoke
+
+
+@pytest.fixture
+def printer(sim_cert_dir: Path) -> Iterator[SimulatedPrinter]:
+    sim = SimulatedPrinter(
+        "a1", cert_dir=sim_cert_dir, time_scale=20, camera_port=0, camera_interval=FRAME_INTERVAL
+    )
+    with SimThread(sim) as running:
+        yield running.target
+
+
+def connect_args(sim: SimulatedPrinter, code: str | None = None) -> list[str]:
+    return [
+        "--host", sim.host, "--port", str(sim.port), "--serial", sim.serial,
+        "--access-code", code or sim.access_code, "--ca-file", str(sim.ca_path),
+        "--camera-port", str(sim.camera_port),
+    ]  # fmt: skip
+
+
+def test_snapshot_writes_a_jpeg(cli: Cli, printer: SimulatedPrinter, tmp_path: Path) -> None:
+    out = tmp_path / "now.jpg"
+    result = cli("camera", "snapshot", str(out), *connect_args(printer))
+    assert result.code == 0, result.err
+    assert jpeg_size(out.read_bytes()) == (1280, 720)
+    assert "saved" in result.out
+    assert printer.access_code not in result.out + result.err
+
+
+def test_snapshot_json(cli: Cli, printer: SimulatedPrinter, tmp_path: Path) -> None:
+    out = tmp_path / "now.jpg"
+    result = cli("camera", "snapshot", str(out), "--json", *connect_args(printer))
+    data = json.loads(result.out)
+    assert data["ok"] is True and data["bytes"] == out.stat().st_size
+
+
+def test_wrong_code_is_one_error_and_one_hint(
+    cli: Cli, printer: SimulatedPrinter, tmp_path: Path
+) -> None:
+    out = tmp_path / "now.jpg"
+    result = cli("camera", "snapshot", str(out), *connect_args(printer, "ZZ987654"))
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert lines[0].startswith("error: ") and "access code is wrong" in lines[0]
+    assert lines[1].startswith("hint: ")
+    assert len(lines) == 2
+    assert "Traceback" not in result.err
+    assert not out.exists()
+
+
+def test_closed_camera_port(cli: Cli, printer: SimulatedPrinter, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    args = [*connect_args(printer)[:-1], str(free)]
+    result = cli("camera", "snapshot", str(tmp_path / "x.jpg"), *args)
+    assert result.code == 2
+    assert "refused the connection" in result.err and "hint:" in result.err
+
+
+def test_unwritable_output_is_a_clear_error(cli: Cli, printer: SimulatedPrinter) -> None:
+    result = cli("camera", "snapshot", "/nonexistent-dir/x.jpg", *connect_args(printer))
+    assert result.code == 2
+    assert "cannot write /nonexistent-dir/x.jpg" in result.err
+
+
+def test_url_of_an_a1_says_to_use_serve(cli: Cli, printer: SimulatedPrinter) -> None:
+    result = cli("camera", "url", *connect_args(printer))
+    assert result.code == 2
+    assert "camera serve" in result.err
+
+
+def test_url_of_an_x1_masks_the_code_and_reads_the_live_view_switch(
+    cli: Cli, sim_cert_dir: Path
+) -> None:
+    sim = SimulatedPrinter("x1c", cert_dir=sim_cert_dir, time_scale=20)
+    with SimThread(sim) as running:
+        x1 = running.target
+        args = [
+            "--host", x1.host, "--port", str(x1.port), "--serial", x1.serial,
+            "--access-code", x1.access_code, "--ca-file", str(x1.ca_path),
+        ]  # fmt: skip
+        # The simulated X1C reports ipcam.rtsp_url "disable", as a real one with LAN live
+        # view off does.
+        off = cli("camera", "url", *args)
+        assert off.code == 2
+        assert 'rtsp_url is "disable"' in off.err and "Liveview" in off.err
+        masked = cli("camera", "url", "--no-check", *args)
+        assert masked.out.strip() == f"rtsps://bblp:********@{x1.host}:322/streaming/live/1"
+        shown = cli("camera", "url", "--no-check", "--show-code", "--json", *args)
+        assert json.loads(shown.out)["url"].startswith(f"rtsps://bblp:{x1.access_code}@")
+
+
+def test_serve_runs_as_a_process_and_streams(printer: SimulatedPrinter, tmp_path: Path) -> None:
+    """The real console command: serve, fetch a snapshot and stream frames, Ctrl-C."""
+    args = [
+        BAMBU_LAN, "camera", "serve", "--http-port", "0",
+        "--json", *connect_args(printer),
+    ]  # fmt: skip
+    env = {"BAMBU_KNOWN_PRINTERS": str(tmp_path / "kp"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        with urllib.request.urlopen(info["snapshot"], timeout=10) as response:  # noqa: S310
+            assert jpeg_size(response.read()) == (1280, 720)
+        with urllib.request.urlopen(info["stream"], timeout=10) as response:  # noqa: S310
+            assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            seen = response.read(200_000)
+        assert seen.count(b"Content-Type: image/jpeg") >= 2
+    finally:
+        proc.send_signal(2)  # Ctrl-C
+        try:
+            code = proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert code == 130
+    assert proc.stderr is not None
+    assert b"Traceback" not in proc.stderr.read()
+
+
+def test_snapshot_of_an_x1_with_live_view_off(sim_cert_dir: Path, tmp_path: Path) -> None:
+    """The report says the LAN live view is off: said before ffmpeg is even started."""
+    sim = SimulatedPrinter("x1c", cert_dir=sim_cert_dir, time_scale=20)
+    with SimThread(sim) as running:
+        x1 = running.target
+        args = [
+            BAMBU_LAN, "camera", "snapshot",
+            str(tmp_path / "x.jpg"), "--host", x1.host, "--port", str(x1.port), "--serial",
+            x1.serial, "--access-code", x1.access_code, "--ca-file", str(x1.ca_path),
+        ]  # fmt: skip
+        started = time.monotonic()
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert time.monotonic() - started < 60
+    assert done.returncode == 2
+    assert 'rtsp_url is "disable"' in done.stderr
+    assert x1.access_code not in done.stderr
