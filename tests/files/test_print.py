@@ -79,8 +79,8 @@ async def test_print_uploads_starts_and_reports_the_job(
     assert request["param"] == "Metadata/plate_1.gcode"
     assert request["subtask_name"] == "cube"
     assert request["bed_leveling"] is True and request["timelapse"] is False
-    # The A1 simulator has PLA in tray 0 (white-ish) ... the file's white PLA goes to a PLA tray.
-    assert request["use_ams"] is True and request["ams_mapping"] in ([0], [1], [2])
+    # No tray holds white PLA (trays 0-2: PLA in other colours, 3: PETG): the first PLA tray.
+    assert request["use_ams"] is True and request["ams_mapping"] == [0]
 
 
 async def test_options_reach_the_printer(
@@ -302,3 +302,12 @@ def test_options_serialise(tmp_path: Path) -> None:
     assert payload["url"] == "ftp:///a b.gcode.3mf"  # the newer models take ftp:///
     assert orjson.loads(orjson.dumps(payload)) == payload
     assert os.path.basename(payload["url"]) == "a b.gcode.3mf"
+
+
+async def test_auto_mapping_prefers_the_same_colour(
+    sim: SimulatedPrinter, printer: Printer, tmp_path: Path
+) -> None:
+    source = make_3mf(tmp_path / "c.gcode.3mf", filaments=(("PLA", "#161616"), ("PETG", "#0A2989")))
+    await printer.print_file(source)
+    (request,) = project_requests(sim)
+    assert request["ams_mapping"] == [2, 3]  # black PLA in tray 2, blue PETG in tray 3
