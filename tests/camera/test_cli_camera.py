@@ -190,3 +190,20 @@ def test_snapshot_of_an_x1_with_live_view_off(sim_cert_dir: Path, tmp_path: Path
     assert done.returncode == 2
     assert 'rtsp_url is "disable"' in done.stderr
     assert x1.access_code not in done.stderr
+
+
+def test_serve_of_an_x1_says_it_streams_rtsps(cli: Cli) -> None:
+    result = cli(
+        "camera", "serve", "--http-port", "0", "--host", "127.0.0.1", "--serial",
+        "00M09A350100001", "--access-code", "12345678",
+    )  # fmt: skip
+    assert result.code == 2
+    assert "RTSPS" in result.err and "camera url" in result.err
+
+
+def test_snapshot_to_stdout(printer: SimulatedPrinter, tmp_path: Path) -> None:
+    args = [BAMBU_LAN, "camera", "snapshot", "-", *connect_args(printer)]
+    env = {"BAMBU_KNOWN_PRINTERS": str(tmp_path / "kp"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(args, capture_output=True, timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    assert jpeg_size(done.stdout) == (1280, 720)
