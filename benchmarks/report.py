@@ -1052,6 +1052,123 @@ def ftps_section(data: dict[str, Any] | None) -> list[str]:
 # --- the page -------------------------------------------------------------------------------
 
 
+def _range(stats: dict[str, Any], fmt: Callable[[float], str]) -> str:
+    """median (min–max) of a ``summary()``."""
+    if not stats.get("n"):
+        return "—"
+    return f"{fmt(stats['median'])} ({fmt(stats['min'])}–{fmt(stats['max'])}, n={stats['n']})"
+
+
+def web_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
+    budget = (data or {}).get("budget", {})
+    paint_target = f"{budget.get('paint_printers', 200)} printers: first paint ≤ 1 s"
+    traffic_target = "≤ 1 message per printer per second"
+    cpu_target = (
+        f"{budget.get('cpu_pages', 10)} pages over {budget.get('cpu_printers', 1000):,} "
+        f"printers: ≤ +{budget.get('cpu_extra_percent', 10):g}% of a core"
+    )
+    if section_error(data):
+        return [
+            Verdict("Dashboard first paint", paint_target, "not measured", None, []),
+            Verdict("Dashboard update traffic", traffic_target, "not measured", None, []),
+            Verdict("Dashboard CPU", cpu_target, "not measured", None, []),
+        ]
+    assert data is not None
+    paint, traffic, cpu = data["paint"], data["traffic"], data["cpu"]
+    fcp = paint["first_contentful_paint_s"]
+    full_paint = paint["printers"] >= budget["paint_printers"]
+    # Judged on the median, like the other budgets; the slowest load is shown beside it.
+    paint_ok = (
+        bool(fcp.get("n")) and fcp["median"] <= budget["paint_seconds"] and not paint["failures"]
+    )
+    worst = traffic["busiest_printer_updates_per_s"]
+    traffic_ok = worst <= budget["messages_per_printer_per_s"] + 0.05  # window edges
+    extra = cpu["extra_cpu_percent"]
+    full_cpu = cpu["printers"] >= budget["cpu_printers"]
+    cpu_ok = bool(extra.get("n")) and extra["median"] <= budget["cpu_extra_percent"]
+    return [
+        Verdict(
+            "Dashboard first paint",
+            paint_target,
+            f"{_range(fcp, ms)} at {paint['printers']} printers, {paint['failures']} failures",
+            paint_ok if full_paint else None,
+            []
+            if paint_ok
+            else [f"**Dashboard first paint: missed** — median {ms(fcp.get('median', 0))}."],
+        ),
+        Verdict(
+            "Dashboard update traffic",
+            traffic_target,
+            f"busiest card {worst:.2f}/s, mean {traffic['card_updates_per_printer_per_s']:.2f}/s "
+            f"({traffic['events_per_s']:.2f} events/s for all {traffic['printers']} printers)",
+            traffic_ok,
+            [] if traffic_ok else [f"**Dashboard update traffic: missed** — {worst:.2f}/s."],
+        ),
+        Verdict(
+            "Dashboard CPU",
+            cpu_target,
+            f"{extra.get('median', 0):+.1f}% (min {extra.get('min', 0):+.1f}, max "
+            f"{extra.get('max', 0):+.1f}) at {cpu['printers']:,} printers",
+            cpu_ok if full_cpu else None,
+            []
+            if cpu_ok
+            else [f"**Dashboard CPU: missed** — +{extra.get('median', 0):.1f}% of a core."],
+        ),
+    ]
+
+
+def web_section(data: dict[str, Any] | None) -> list[str]:
+    out = ["## Dashboard (`serve --http-port`)", ""]
+    error = section_error(data)
+    if error:
+        return [*out, error, ""]
+    assert data is not None
+    paint, traffic, cpu = data["paint"], data["traffic"], data["cpu"]
+    out += [
+        "`serve` in its own process over simulated A1s (90% printing, real time); "
+        "`benchmarks/bench_web.py` says how each figure is taken.",
+        "",
+    ]
+    out += table(
+        ["measure", "printers", "median (min–max)", "notes"],
+        [
+            [
+                "first contentful paint (headless Chromium, fresh context)",
+                paint["printers"],
+                _range(paint["first_contentful_paint_s"], ms),
+                f"HTML received at {_range(paint['response_end_s'], ms)}; "
+                f"{paint['cards']} cards; {paint['failures']} failures",
+            ],
+            [
+                "card updates per printer per second (one page's stream)",
+                traffic["printers"],
+                f"mean {traffic['card_updates_per_printer_per_s']:.2f}, busiest "
+                f"{traffic['busiest_printer_updates_per_s']:.2f}",
+                f"{traffic['events_per_s']:.2f} events/s carry all cards; "
+                f"{traffic['bytes_per_s'] / 1000:.1f} kB/s; "
+                f"page {traffic['html_bytes'] / 1000:.0f} kB",
+            ],
+            [
+                "serve CPU, % of a core, no pages",
+                cpu["printers"],
+                _range(cpu["cpu_percent_without_pages"], lambda v: f"{v:.1f}"),
+                "",
+            ],
+            [
+                f"serve CPU, % of a core, {cpu['pages']} pages open",
+                cpu["printers"],
+                _range(cpu["cpu_percent_with_pages"], lambda v: f"{v:.1f}"),
+                f"difference {_range(cpu['extra_cpu_percent'], lambda v: f'{v:+.1f}')}; "
+                f"page {cpu['html_bytes'] / 1000:.0f} kB; "
+                f"{cpu.get('messages_per_page', {}).get('median', 0):.0f} events read per page "
+                f"in each round; {cpu['page_failures']} page failures "
+                f"{cpu.get('first_page_error', '')}".rstrip(),
+            ],
+        ],
+    )
+    return [*out, ""]
+
+
 def render(results: dict[str, Any]) -> str:
     sections = results["sections"]
     m = results["machine"]
@@ -1064,6 +1181,7 @@ def render(results: dict[str, Any]) -> str:
         cold_start_verdict(sections.get("cold_start")),
         *ftps_verdicts(sections.get("ftps")),
         *camera_verdicts(sections.get("camera")),
+        *web_verdicts(sections.get("web")),
     ]
     peer_names = ", ".join(
         f"{lib} {info['version']}"
@@ -1131,6 +1249,7 @@ def render(results: dict[str, Any]) -> str:
         ("inputs", inputs_section),
         ("ftps", ftps_section),
         ("camera", camera_section),
+        ("web", web_section),
     ]
     for name, renderer in renderers:
         out += renderer(sections.get(name))

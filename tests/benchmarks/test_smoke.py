@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
-    "first_state", "handling", "farm", "recovery", "cold_start", "inputs", "ftps", "camera",
+    "first_state", "handling", "farm", "recovery", "cold_start", "inputs", "ftps", "camera", "web",
 )  # fmt: skip
 
 
@@ -38,6 +38,8 @@ def test_every_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
     assert {"paho", "bambu-lan", "bambu-lan-sync"} <= set(first)
     assert all("total_seconds" in entry for entry in first.values())
     assert sections["handling"]["libraries"]["bambu-lan"]["deltas_per_cpu_second"]["n"] >= 1
+    web = sections["web"]
+    assert web["paint"]["cards"] == web["paint"]["printers"] and web["traffic"]["events_per_s"] > 0
     farm = sections["farm"]["libraries"]["bambu-lan"]["3"]
     assert farm["full_states"] == 3
     assert farm["messages_per_second"] > 0

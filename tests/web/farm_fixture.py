@@ -12,6 +12,7 @@ from bambu_lan import PrinterConfig, Secret
 from bambu_lan.printer import Printer
 from bambu_lan.protocol.events import Event, EventKind
 from bambu_lan.serve.daemon import Daemon, build_sinks
+from bambu_lan.serve.history import HistorySink
 from bambu_lan.serve.hub import Sink, WatchedPrinter
 from bambu_lan.serve.settings import ServeSettings
 from bambu_lan.serve.web.live import LiveCards
@@ -66,6 +67,10 @@ class RunningFarm:
         return next(s for s in self.daemon.hub.sinks if isinstance(s, WebSink))
 
     @property
+    def history(self) -> HistorySink:
+        return next(s for s in self.daemon.hub.sinks if isinstance(s, HistorySink))
+
+    @property
     def probe(self) -> EventProbe:
         return next(s for s in self.daemon.hub.sinks if isinstance(s, EventProbe))
 
@@ -85,6 +90,7 @@ async def running_farm(
     secret: str | None = TOKEN,
     time_scale: float = 4.0,
     layout: tuple[tuple[str, int], ...] = (("a1", 6), ("p1s", 3), ("x1c", 3)),
+    history_dir: Path | None = None,
 ) -> AsyncIterator[RunningFarm]:
     """``serve --http-port 0`` watching simulated printers: by default 12 (6 A1, 3 P1S,
     3 X1C) named "Bay 01" .. "Bay 12", all idle and connected."""
@@ -116,7 +122,11 @@ async def running_farm(
         settings = ServeSettings(
             http_port=0, web_token=Secret(secret) if secret else None, history=False
         )
-        daemon = Daemon(settings, configs, sinks=[*build_sinks(settings), EventProbe()])
+        sinks = build_sinks(settings)
+        if history_dir is not None:  # serve's SQLite history, in a folder of the test's own
+            database = history_dir / "history.sqlite3"
+            sinks.append(HistorySink(f"sqlite:///{database}", spool=history_dir / "pending.jsonl"))
+        daemon = Daemon(settings, configs, sinks=[*sinks, EventProbe()])
         await daemon.start()
         stack.push_async_callback(daemon.stop)
         running = RunningFarm(sims, daemon, names)

@@ -30,7 +30,8 @@ async def env(
 ) -> AsyncIterator[tuple[RunningFarm, Browser]]:
     chromium_path()  # skip (or fail under CI) before starting anything
     cert_dir = tmp_path_factory.mktemp("web-certs")
-    async with running_farm(cert_dir) as running, chromium() as browser:
+    history = tmp_path_factory.mktemp("web-history")
+    async with running_farm(cert_dir, history_dir=history) as running, chromium() as browser:
         s = running.sims
         # A farm that looks like one: jobs at different points, a pause, an alert, one offline.
         s[0].model.start_print(layers=400, name=HTML_JOB, tray=0)
@@ -93,10 +94,13 @@ async def test_farm_page_shows_12_cards(env: tuple[RunningFarm, Browser], tmp_pa
         "Object.fromEntries(Array.from(document.querySelectorAll('[data-sum]'))"
         ".map(b => [b.dataset.sum, Number(b.textContent)]))"
     )
+    groups = await page.eval("JSON.parse(document.getElementById('cards').dataset.groups)")
     assert summary["total"] == 12
+    for group, members in groups.items():  # the summary line agrees with the cards
+        assert summary[group] == sum(c["cls"] in members for c in cards), group
     assert summary["offline"] == 1
-    assert summary["paused"] == 1
-    assert summary["printing"] + summary["error"] == 6
+    assert await page.eval(f"{_card(running.sims[5].serial)}.dataset.cls") == "paused"
+    assert await page.eval(f"{_card(running.sims[3].serial)}.dataset.cls") == "error"
     shot = await page.screenshot(tmp_path / "farm.png")
     width, height = _png_size(shot)
     assert width == 1440 and height >= 600
@@ -249,4 +253,67 @@ async def test_html_job_name_renders_as_text(env: tuple[RunningFarm, Browser]) -
     assert await page.eval(f"{_card(live.serial)}.querySelector('.jobname').childElementCount") == 0
     assert await page.eval("document.querySelectorAll('.card img[src=x]').length") == 0
     assert await page.eval("window.__pwned") is None
+    await page.close()
+
+
+async def test_stop_asks_for_confirmation(env: tuple[RunningFarm, Browser]) -> None:
+    running, browser = env
+    sim = running.sims[9]
+    page = await browser.new_page()
+    await _log_in(page, running.url, f"/printer/{sim.serial}")
+    assert sim.model.gcode_state == "RUNNING"
+    # Dismissed: nothing is sent.
+    dialog = page.next_event("Page.javascriptDialogOpening")
+    clicked = asyncio.ensure_future(page.eval("document.getElementById('btn-stop').click()"))
+    opened = await asyncio.wait_for(dialog, 10)
+    assert opened["type"] == "confirm" and "Stop the print on Bay 10" in opened["message"]
+    await page.send("Page.handleJavaScriptDialog", accept=False)
+    await clicked
+    assert await page.eval("document.getElementById('answer').hidden") is True
+    assert sim.model.gcode_state == "RUNNING"
+    # Accepted: the printer stops, and the page says what it answered.
+    dialog = page.next_event("Page.javascriptDialogOpening")
+    clicked = asyncio.ensure_future(page.eval("document.getElementById('btn-stop').click()"))
+    await asyncio.wait_for(dialog, 10)
+    await page.send("Page.handleJavaScriptDialog", accept=True)
+    await clicked
+    await page.wait_for(
+        "document.getElementById('answer').textContent.startsWith('stop: accepted')"
+    )
+    assert sim.model.gcode_state in ("FAILED", "IDLE")
+    await page.close()
+
+
+async def test_filter_and_sort(env: tuple[RunningFarm, Browser]) -> None:
+    running, browser = env
+    page = await browser.new_page()
+    await _farm_page(page, running.url)
+
+    async def use(q: str, show: str, sort: str) -> list[str]:
+        return await page.eval(  # type: ignore[no-any-return]
+            "(() => { const t = document.getElementById('tools');"
+            f" t.elements.q.value = {json.dumps(q)}; t.elements.show.value = {json.dumps(show)};"
+            f" t.elements.sort.value = {json.dumps(sort)};"
+            " t.dispatchEvent(new Event('input'));"
+            " return Array.from(document.querySelectorAll('.card')).filter(c => !c.hidden)"
+            ".sort((a, b) => Number(a.style.order) - Number(b.style.order))"
+            ".map(c => c.querySelector('.name').textContent); })()"
+        )
+
+    assert await use("", "paused", "name") == ["Bay 06"]
+    assert await page.eval("location.search") == "?show=paused"
+    assert await use("bay 1", "all", "name") == ["Bay 10", "Bay 11", "Bay 12"]
+    by_state = await use("", "all", "state")
+    assert by_state[-1] == "Bay 12"  # offline last
+    assert by_state.index("Bay 04") < by_state.index("Bay 06")  # the alert before the pause
+    by_progress = await use("", "all", "progress")
+    progress = await page.eval(
+        "Object.fromEntries(Array.from(document.querySelectorAll('.card'))"
+        ".map(c => [c.querySelector('.name').textContent, Number(c.dataset.progress)]))"
+    )
+    assert [progress[name] for name in by_progress] == sorted(progress.values(), reverse=True)
+    # The server renders the same order and filter from the address (links, no script).
+    async with aiohttp.ClientSession() as http, http.get(f"{running.url}?sort=state") as resp:
+        html = await resp.text()
+    assert html.rindex('data-name="Bay 12"') > html.rindex('data-name="Bay 04"')
     await page.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import orjson
 import pytest
 from tests.web.farm_fixture import TOKEN, RunningFarm, running_farm
 
-from bambu_lan import EventKind
+from bambu_lan import EventKind, Secret
+from bambu_lan.serve.settings import ServeSettings
+from bambu_lan.serve.web import create_sink
 from bambu_lan.serve.web.auth import how_to_log_in
 
 SMALL = (("a1", 2),)
@@ -35,7 +38,10 @@ async def _login(http: aiohttp.ClientSession, running: RunningFarm, serial: str)
     return match.group(1)
 
 
-async def test_read_only_without_a_secret(sim_cert_dir: Path) -> None:
+async def test_read_only_without_a_secret(
+    sim_cert_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bambu_lan.serve.web")
     async with running_farm(sim_cert_dir, secret=None, layout=SMALL) as running, _client() as http:
         sim = running.sims[0]
         sim.model.start_print(layers=300, name="read_only")
@@ -54,8 +60,21 @@ async def test_read_only_without_a_secret(sim_cert_dir: Path) -> None:
         ) as resp:
             assert resp.status == 403
         assert sim.model.gcode_state != "PAUSE"
-    message = how_to_log_in(False, "http://127.0.0.1:8080/")
-    assert "read-only" in message and "web_token = " in message
+    # The first run says how to turn the controls on, with a fresh token to paste.
+    started = [r.getMessage() for r in caplog.records if r.name == "bambu_lan.serve.web"]
+    assert any("read-only" in m and 'web_token = "' in m for m in started), started
+    assert how_to_log_in(False, "u") != how_to_log_in(False, "u")  # a new token each time
+
+
+def test_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAMBU_WEB_TOKEN", "from-env")
+    sink = create_sink(ServeSettings(http_port=0))
+    assert sink.secret == Secret("from-env")
+    configured = create_sink(ServeSettings(http_port=0, web_token=Secret("from-file")))
+    assert configured.secret == Secret("from-file")  # the config file wins
+    monkeypatch.delenv("BAMBU_WEB_TOKEN")
+    assert create_sink(ServeSettings(http_port=0)).secret is None
+    assert "from-env" not in repr(sink.secret)
 
 
 async def test_forged_and_malformed_controls_are_refused(sim_cert_dir: Path) -> None:
@@ -148,9 +167,9 @@ async def test_pages_never_show_the_access_code_and_send_a_strict_policy(
             assert "https://" not in script and "http://" not in script
 
 
-async def test_history_page_totals_and_csv(sim_cert_dir: Path) -> None:
+async def test_history_page_totals_and_csv(sim_cert_dir: Path, tmp_path: Path) -> None:
     async with (
-        running_farm(sim_cert_dir, layout=SMALL, time_scale=20) as running,
+        running_farm(sim_cert_dir, layout=SMALL, time_scale=20, history_dir=tmp_path) as running,
         _client() as http,
     ):
         first, second = running.sims
@@ -160,7 +179,12 @@ async def test_history_page_totals_and_csv(sim_cert_dir: Path) -> None:
         await running.probe.wait_for(first.serial, EventKind.JOB_FINISHED)
         await running.probe.wait_for(second.serial, EventKind.JOB_CANCELLED)
         async with http.get(f"{running.url}history") as resp:
-            page = await resp.text()
+            waiting = await resp.text()  # kept by serve, maybe not yet in the database
+        assert re.search(r'id="total-jobs">2<', waiting)
+        await running.history.flush()
+        assert not running.history.pending and running.history.written == 2
+        async with http.get(f"{running.url}history") as resp:
+            page = await resp.text()  # now from serve's SQLite database
         assert "&lt;i&gt;doomed&lt;/i&gt;" in page and "<i>doomed" not in page
         assert re.search(r'id="total-jobs">2<', page)
         assert "50 %" in page  # one of two jobs finished

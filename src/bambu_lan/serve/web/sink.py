@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 from bambu_lan.config import Secret
 from bambu_lan.serve.hub import Hub, Sink, WatchedPrinter
 from bambu_lan.serve.web.auth import how_to_log_in
-from bambu_lan.serve.web.source import HistoryQuery, JobLog, JobRecord, PrinterEntry
+from bambu_lan.serve.web.source import (
+    HistoryQuery,
+    JobLog,
+    JobRecord,
+    PrinterEntry,
+    filter_jobs,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -37,6 +43,7 @@ class WebSink(Sink):
         self.port = port
         self.hub: Hub | None = None
         self.jobs = JobLog()
+        self._history_failed = False
         self.dashboard: Dashboard | None = None
         # Changed serials: a set, so a page that is not being served never grows a backlog.
         self._changed: set[str] = set()
@@ -114,7 +121,45 @@ class WebSink(Sink):
         return "accepted, confirmed by the printer" if result.confirmed else "accepted"
 
     async def history(self, query: HistoryQuery) -> Sequence[JobRecord] | None:
-        return self.jobs.find(query)
+        """From serve's history database when it keeps one (plus the jobs under way and those
+        still waiting to be written); else the jobs seen since serve started."""
+        from bambu_lan.serve.history import HistorySink
+
+        if self.hub is None:
+            return []
+        keeper = next((s for s in self.hub.sinks if isinstance(s, HistorySink)), None)
+        if keeper is None:
+            return self.jobs.find(query)
+        try:
+            stored = await keeper.store.query(
+                serials=[query.serial] if query.serial else (),
+                since=query.since,  # on the end time: a superset of the jobs started since
+                limit=query.limit,
+            )
+        except Exception as exc:  # the database is down: say so in the log, show what we have
+            if not self._history_failed:
+                log.warning("web: cannot read the job history: %s", exc)
+            self._history_failed = True
+            stored = []
+        else:
+            self._history_failed = False
+        seen = {r.job_id for r in stored}
+        waiting = [r for r in reversed(keeper.pending) if r.job_id not in seen]
+        records = [
+            JobRecord(
+                serial=r.serial,
+                printer=r.printer,
+                name=r.name,
+                file=r.file,
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+                outcome=r.outcome,
+                layers=r.layers or None,
+                alerts=r.alerts,
+            )
+            for r in [*waiting, *stored]
+        ]
+        return filter_jobs([*self.jobs.running(), *records], query)
 
     async def snapshot(self, serial: str) -> bytes | None:
         return None

@@ -239,6 +239,10 @@ class JobLog:
     def find(self, query: HistoryQuery) -> list[JobRecord]:
         return filter_jobs([*self._running.values(), *reversed(self._ended)], query)
 
+    def running(self) -> list[JobRecord]:
+        """The jobs under way now (no database has those yet)."""
+        return list(self._running.values())
+
 
 def filter_jobs(jobs: Sequence[JobRecord], query: HistoryQuery) -> list[JobRecord]:
     """The jobs matching ``query`` (for sources that keep their history in memory)."""
