@@ -21,7 +21,8 @@ LIB_NOTES = {
 }
 
 HANDLER_NOTES = {
-    "bambu-lan": "decode (orjson) + merge + typed `PrinterState` + events",
+    "bambu-lan": "decode (orjson) + merge + typed `PrinterState` + events (the job is built "
+    "at once, other sections a delta touched when first read)",
     "bambu-lan [decode]": "only the decode step of the above",
     "bambu-lan [decode+merge]": "decode + merge",
     "bambu-lan [decode+merge+state]": "decode + merge + typed state (no events)",

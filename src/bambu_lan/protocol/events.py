@@ -45,19 +45,10 @@ TERMINAL_KINDS = frozenset(
     {EventKind.JOB_FINISHED, EventKind.JOB_FAILED, EventKind.JOB_CANCELLED, EventKind.JOB_ENDED}
 )
 
-# Report keys that tell one job from the next besides its file and name ("0" or "": none).
-_JOB_ID_KEYS = ("job_id", "task_id", "subtask_id")
-
 
 def _job_key(state: PrinterState) -> tuple[str, str, str]:
-    raw = state.raw
-    ident = ""
-    for key in _JOB_ID_KEYS:
-        value = raw.get(key)
-        if value not in (None, "", "0", 0):
-            ident = f"{key}={value}"
-            break
-    return (state.job.file, state.job.name, ident)
+    job = state.job
+    return (job.file, job.name, job.ident)
 
 
 def _same_job(old: tuple[str, str, str], new: tuple[str, str, str]) -> bool:
@@ -111,9 +102,9 @@ class EventTracker:
         at_connect = new.complete and not self._complete_seen
         if new.job.state is not JobState.UNKNOWN:
             known = self._last_known
-            # An unchanged job section (the same object) cannot make a job event, unless the
-            # job ids (raw keys, no section of their own) changed with it.
-            if known is None or known.job is not new.job or _job_key(known) != _job_key(new):
+            # An unchanged job section (the same object) cannot make a job event (the job
+            # ids are part of it: Job.ident).
+            if known is None or known.job is not new.job:
                 self._job_events(known, new, events)
             self._last_known = new
         if old is None or old.hms is not new.hms:

@@ -137,6 +137,9 @@ _JOB_KEYS = frozenset(
         "stg",
         "print_type",
         "gcode_file_prepare_percent",
+        "job_id",
+        "task_id",
+        "subtask_id",
     }
 )
 _TEMP_KEYS = frozenset(
@@ -215,6 +218,10 @@ def fields_of_sections(bits: int) -> tuple[str, ...]:
     return fields
 
 
+# Report keys that tell one job from the next besides its file and name ("0" or "": none).
+_JOB_ID_KEYS = ("job_id", "task_id", "subtask_id")
+
+
 # get_version module names per kind ("n3f/0" is an AMS 2 Pro with id 0).
 _MODULE_KINDS = {
     "ams": AmsKind.AMS,
@@ -244,7 +251,9 @@ class Sections:
     def fill(self, values: dict[str, Any], group: str) -> None:
         """Build section ``group`` of a snapshot from its ``raw`` into ``values``."""
         raw = values["raw"]
-        if group == "temperatures":
+        if group == "job":
+            values["job"] = self.job(raw)
+        elif group == "temperatures":
             values["nozzles"], values["temperatures"] = self.temperatures(raw)
         elif group == "ams":
             ams, spools, active = self.ams(raw)
@@ -252,8 +261,6 @@ class Sections:
             values["external_spools"] = spools
             values["external_spool"] = spools[0] if spools else None
             values["active_tray"] = active
-        elif group == "job":
-            values["job"] = self.job(raw)
         elif group == "wifi":
             values["wifi_signal_dbm"] = _dbm(self._read.str_(raw, "wifi_signal"))
         elif group == "hms":
@@ -294,6 +301,12 @@ class Sections:
             else ""
         )
         prepare = r.int_(raw, "gcode_file_prepare_percent") if state is JobState.PREPARE else None
+        ident = ""
+        for key in _JOB_ID_KEYS:
+            value = get(key)
+            if value not in (None, "", "0", 0):
+                ident = f"{key}={value}"
+                break
         file = get("gcode_file")
         if type(file) is not str:
             file = r.str_(raw, "gcode_file")
@@ -327,6 +340,7 @@ class Sections:
             stage,
             print_type,
             prepare,
+            ident,
         )
 
     def temperatures(self, raw: Mapping[str, Any]) -> tuple[tuple[Nozzle, ...], Temperatures]:

@@ -134,6 +134,9 @@ class Job:
     stage: str  # stage name in words, "" when idle
     print_type: str  # idle, local, cloud, system
     prepare_percent: int | None  # gcode_file_prepare_percent while PREPARE
+    # The printer's job id ("job_id=…", else task_id, else subtask_id; "" for none): tells one
+    # job from the next when file and name repeat.
+    ident: str = ""
 
     @property
     def active(self) -> bool:

@@ -85,7 +85,6 @@ class StateBuilder:
         self._model: ModelInfo | None = model_from_serial(serial)
         self._sections = Sections(stats, self._model)
         self._last: PrinterState | None = None
-        self._force_full = False
 
     @property
     def model(self) -> ModelInfo | None:
@@ -102,7 +101,7 @@ class StateBuilder:
         # The chamber sensor, AMS kinds and HMS wiki links depend on these: new sections
         # (snapshots made before keep theirs), and every section rebuilt for the next one.
         self._sections = Sections(self._stats, self._model, info.modules)
-        self._force_full = True
+        self._last = None  # the next snapshot is built afresh, not from the previous one
 
     def build(
         self, raw: Mapping[str, Any], changed: Iterable[str] | None, complete: bool
@@ -110,8 +109,7 @@ class StateBuilder:
         """A snapshot of ``raw``; ``changed`` lists the top-level keys that may differ from the
         previous snapshot (None: all of them)."""
         prev = self._last
-        if prev is None or changed is None or self._force_full:
-            self._force_full = False
+        if prev is None or changed is None:
             model, info = self._model, self.info
             values: dict[str, Any] = {
                 "serial": self.serial,
@@ -130,6 +128,9 @@ class StateBuilder:
                 pop = values.pop
                 for name in _fields_memo.get(stale) or fields_of_sections(stale):
                     pop(name, None)
+        if "job" not in values:
+            # Built at once, not on first read: the event tracker reads it for every report.
+            values["job"] = self._sections.job(raw)
         values["complete"] = complete
         values["updated_at"] = time.time()
         values["raw"] = raw
