@@ -7,7 +7,7 @@ line is the full report (``msg: 0``), fed once before timing, then the deltas go
 round through the handler on one thread; the rate is per CPU second of that thread, so per
 core. Each library runs in its own process.
 
-Handlers: bambu-lan ``PrinterConnection._on_payload`` (decode + merge + typed state + events;
+Handlers: bambu-lan ``PrinterCore.feed`` (decode + merge + typed state + events;
 snapshot sections are built when first read, so two more rows show the protocol functions
 alone and the handler followed by a read of every field of every snapshot);
 bambulabs-api ``PrinterMQTTClient._on_message``; bambu-printer-manager
@@ -72,26 +72,18 @@ def record_stream(path: Path) -> dict[str, Any]:
 
 def profile_ours(path: Path, passes: int) -> list[dict[str, Any]]:
     """The top functions of bambu-lan's handler by own time (cProfile, in this process)."""
-    import asyncio
-
-    from bambu_lan.config import PrinterConfig, Secret
-    from bambu_lan.printer import PrinterConnection, PrinterOptions
+    from bambu_lan.protocol.core import PrinterCore
 
     lines = path.read_bytes().splitlines()
-
-    async def run() -> pstats.Stats:
-        cfg = PrinterConfig(host="127.0.0.1", serial=SERIAL, access_code=Secret("12345678"))
-        conn = PrinterConnection(cfg, PrinterOptions())
-        conn._on_payload(lines[0])
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(passes):
-            for line in lines[1:]:
-                conn._on_payload(line)
-        profiler.disable()
-        return pstats.Stats(profiler)
-
-    return top_functions(asyncio.run(run()), 10)
+    core = PrinterCore(SERIAL)
+    core.feed(lines[0], 0.0)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(passes):
+        for line in lines[1:]:
+            core.feed(line, 0.0)
+    profiler.disable()
+    return top_functions(pstats.Stats(profiler), 10)
 
 
 def run(ctx: Context) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def make_bambulabs_api(
 
     printer = bambulabs_api.Printer(cfg["host"], cfg["access_code"], cfg["serial"])
     if cfg["port"] != 8883:
-        printer.mqtt_client._port = cfg["port"]  # Printer() has no port argument
+        printer.mqtt_client._port = cfg["port"]  # Printer() has no port argument  # noqa: SLF001 - the peer's own hook (no public one)
 
     def hook(mqtt_client: Any, client: Any, userdata: Any, message: Any) -> None:
         on_message()
@@ -229,7 +229,7 @@ def make_bpm(
     )
     printer = BambuPrinter(config=config)
     printer.get_sdcard_3mf_files = dict
-    handler = printer._on_message
+    handler = printer._on_message  # noqa: SLF001 - the peer's own hook (no public one)
 
     def hook(text: str) -> None:
         handler(text)
@@ -237,7 +237,7 @@ def make_bpm(
         if '"msg":0' in text and '"push_status"' in text:
             on_full()
 
-    printer._on_message = hook  # its paho callback looks the handler up on each message
+    printer._on_message = hook  # its paho callback looks the handler up on each message  # noqa: SLF001 - the peer's own hook (no public one)
     return printer
 
 
@@ -264,14 +264,14 @@ def make_comms(cfg: Config, on_message: Callable[[bytes], None] | None = None) -
         )
     )
     if on_message is not None:
-        handler = client._on_message
+        handler = client._on_message  # noqa: SLF001 - the peer's own hook (no public one)
         hook = on_message
 
         def wrapped(mqtt_client: Any, userdata: Any, message: Any) -> None:
             handler(mqtt_client, userdata, message)
             hook(message.payload)
 
-        client._on_message = wrapped  # connect() hands self._on_message to paho
+        client._on_message = wrapped  # connect() hands self._on_message to paho  # noqa: SLF001 - the peer's own hook (no public one)
     return client
 
 
@@ -367,29 +367,29 @@ def handle(cfg: Config) -> None:
         from bambulabs_api.mqtt_client import PrinterMQTTClient
 
         client = PrinterMQTTClient("127.0.0.1", "12345678", serial)
-        client._on_message(None, None, paho_messages([full], serial)[0])
+        client._on_message(None, None, paho_messages([full], serial)[0])  # noqa: SLF001 - the peer's own hook (no public one)
 
         def api_handler(message: Any) -> None:
-            client._on_message(None, None, message)
+            client._on_message(None, None, message)  # noqa: SLF001 - the peer's own hook (no public one)
 
         result = time_handler(api_handler, paho_messages(deltas, serial), cfg)
     elif lib == "bambu-printer-manager":
         info = {"host": "127.0.0.1", "port": 8883, "serial": serial, "access_code": "12345678"}
         printer = make_bpm(info, lambda: None)
-        printer._on_message(full.decode("utf-8"))
+        printer._on_message(full.decode("utf-8"))  # noqa: SLF001 - the peer's own hook (no public one)
 
         def bpm_handler(message: Any) -> None:
             # What its paho on_message does: decode to str, then the handler.
-            printer._on_message(message.payload.decode("utf-8"))
+            printer._on_message(message.payload.decode("utf-8"))  # noqa: SLF001 - the peer's own hook (no public one)
 
         result = time_handler(bpm_handler, paho_messages(deltas, serial), cfg)
     elif lib == "bambu-mqtt-comms":
         info = {"host": "127.0.0.1", "port": 8883, "serial": serial, "access_code": "12345678"}
         comms = make_comms(info)
-        comms._on_message(None, None, paho_messages([full], serial)[0])
+        comms._on_message(None, None, paho_messages([full], serial)[0])  # noqa: SLF001 - the peer's own hook (no public one)
 
         def comms_handler(message: Any) -> None:
-            comms._on_message(None, None, message)
+            comms._on_message(None, None, message)  # noqa: SLF001 - the peer's own hook (no public one)
 
         result = time_handler(comms_handler, paho_messages(deltas, serial), cfg)
     elif lib == "json.loads":
@@ -404,89 +404,83 @@ def handle(cfg: Config) -> None:
 
 
 def handle_bambu_lan(cfg: Config, full: bytes, deltas: list[bytes]) -> Config:
-    """``PrinterConnection._on_payload``: decode + merge + typed state + events; with
-    ``stage`` set, only the first stages of it (to show where the time goes)."""
-    import asyncio
-
-    from bambu_lan.config import PrinterConfig, Secret
-    from bambu_lan.printer import PrinterConnection, PrinterOptions
+    """``PrinterCore.feed``: decode + merge + typed state + events (what ``Printer`` runs per
+    payload); with ``stage`` set, only the first stages of it (to show where the time goes)."""
+    from bambu_lan.protocol.core import PrinterCore
     from bambu_lan.protocol.decode import decode_payload
     from bambu_lan.protocol.merge import apply_push
-    from bambu_lan.trust import TrustConfig
+    from bambu_lan.protocol.state import StateBuilder
 
-    async def run() -> Config:
-        config = PrinterConfig(
-            host="127.0.0.1",
-            serial=cfg["serial"],
-            access_code=Secret("12345678"),
-            trust=TrustConfig(),
-        )
-        # Built in a running loop, as Printer does; the session is never started.
-        conn = PrinterConnection(config, PrinterOptions())
-        conn._on_payload(full)
-        stage = cfg.get("stage", "all")
-        if stage == "all":
-            return time_handler(conn._on_payload, deltas, cfg)
-        raw = dict(conn.raw)
-        if stage == "decode":
-            return time_handler(decode_payload, deltas, cfg)
+    core = PrinterCore(cfg["serial"])
+    core.feed(full, 0.0)
+    stage = cfg.get("stage", "all")
+    if stage == "all":
+        feed = core.feed
+        return time_handler(lambda payload: feed(payload, 0.0), deltas, cfg)
+    raw = dict(core.raw)
+    if stage == "decode":
+        return time_handler(decode_payload, deltas, cfg)
 
-        def decode_merge(payload: bytes) -> None:
-            nonlocal raw
+    def decode_merge(payload: bytes) -> None:
+        nonlocal raw
+        body = decode_payload(payload)
+        assert body is not None
+        raw, _ = apply_push(raw, body["print"])
+
+    if stage == "decode+merge":
+        return time_handler(decode_merge, deltas, cfg)
+    builder = StateBuilder(cfg["serial"])
+    builder.build(raw, None, True)
+
+    def decode_merge_build(payload: bytes) -> None:
+        nonlocal raw
+        body = decode_payload(payload)
+        assert body is not None
+        raw, _ = apply_push(raw, body["print"])
+        builder.build(raw, body["print"].keys(), True)
+
+    if stage == "decode+merge+state":
+        return time_handler(decode_merge_build, deltas, cfg)
+    if stage == "pipeline":
+        # decode, merge, typed state, events through the public protocol functions alone:
+        # the core without its own bookkeeping (replies, link events).
+        from bambu_lan.protocol.events import EventTracker
+
+        pipe_builder = StateBuilder(cfg["serial"])
+        tracker = EventTracker(cfg["serial"])
+        pipe_raw: dict[str, Any] = {}
+
+        def pipeline(payload: bytes) -> None:
+            nonlocal pipe_raw
             body = decode_payload(payload)
             assert body is not None
-            raw, _ = apply_push(raw, body["print"])
+            report = body["print"]
+            pipe_raw, full_report = apply_push(pipe_raw, report)
+            tracker.update(
+                pipe_builder.build(pipe_raw, None if full_report else report.keys(), True)
+            )
 
-        if stage == "decode+merge":
-            return time_handler(decode_merge, deltas, cfg)
-        builder = conn.builder
+        pipeline(full)
+        return time_handler(pipeline, deltas, cfg)
+    if stage == "every field read":
+        # The handler, then a consumer that reads every field of every snapshot (sections
+        # are built on first read: this is the cost of all of them, every delta).
+        import dataclasses
 
-        def decode_merge_build(payload: bytes) -> None:
-            nonlocal raw
-            body = decode_payload(payload)
-            assert body is not None
-            raw, _ = apply_push(raw, body["print"])
-            builder.build(raw, body["print"].keys(), True)
+        assert core.state is not None
+        names = [f.name for f in dataclasses.fields(core.state)]
 
-        if stage == "decode+merge+state":
-            return time_handler(decode_merge_build, deltas, cfg)
-        if stage == "pipeline":
-            # decode, merge, typed state, events through the public protocol functions alone:
-            # what a sans-I/O core does, without the connection's own bookkeeping.
-            from bambu_lan.protocol.events import EventTracker
-            from bambu_lan.protocol.state import StateBuilder
+        def handle_and_read(payload: bytes) -> None:
+            state = feed_state(payload)
+            for name in names:
+                getattr(state, name)
 
-            pipe_builder = StateBuilder(cfg["serial"])
-            tracker = EventTracker(cfg["serial"])
-            pipe_raw: dict[str, Any] = {}
+        def feed_state(payload: bytes) -> Any:
+            core.feed(payload, 0.0)
+            return core.state
 
-            def pipeline(payload: bytes) -> None:
-                nonlocal pipe_raw
-                body = decode_payload(payload)
-                assert body is not None
-                report = body["print"]
-                pipe_raw, full = apply_push(pipe_raw, report)
-                tracker.update(pipe_builder.build(pipe_raw, None if full else report.keys(), True))
-
-            pipeline(full)
-            return time_handler(pipeline, deltas, cfg)
-        if stage == "every field read":
-            # The handler, then a consumer that reads every field of every snapshot (sections
-            # are built on first read: this is the cost of all of them, every delta).
-            import dataclasses
-
-            names = [f.name for f in dataclasses.fields(conn.state)]
-
-            def handle_and_read(payload: bytes) -> None:
-                conn._on_payload(payload)
-                state = conn.state
-                for name in names:
-                    getattr(state, name)
-
-            return time_handler(handle_and_read, deltas, cfg)
-        raise SystemExit(f"unknown stage {stage}")
-
-    return asyncio.run(run())
+        return time_handler(handle_and_read, deltas, cfg)
+    raise SystemExit(f"unknown stage {stage}")
 
 
 # --- farm -----------------------------------------------------------------------------------
@@ -708,43 +702,41 @@ def recover(cfg: Config) -> None:
 def recover_bambu_lan(cfg: Config) -> None:
     import asyncio
 
-    from bambu_lan import Printer, PrinterOptions, SessionOptions
-    from bambu_lan.protocol.merge import is_full_report
+    from bambu_lan import EventKind, Printer, PrinterOptions, PrinterState, SessionOptions
 
     options = PrinterOptions(session=SessionOptions(watchdog=cfg["watchdog"]))
 
     async def run() -> None:
-        async with Printer(
+        printer = Printer(
             cfg["host"],
             cfg["serial"],
             cfg["access_code"],
             port=cfg["port"],
             ca_file=cfg["ca_path"],
             options=options,
-        ) as printer:
-            conn = printer._conn
-            assert conn is not None
-            # bambu-lan has no public "resynchronised" signal (state.complete stays true across
-            # reconnects), so the benchmark notes when _merge applies a full report.
-            merge = conn._merge
+        )
+        # The update stream says when the watchdog noticed a silence ("silent") and when a
+        # full report arrived again after a reconnect or a silence ("resynced").
+        updates = printer.updates()
 
-            def merged(body: dict[str, Any]) -> None:
-                merge(body)
-                if is_full_report(body):
+        async def report() -> None:
+            ready = False
+            async for update in updates:
+                if isinstance(update, PrinterState):
+                    if update.complete and not ready:
+                        ready = True
+                        emit(ev="full", t=time.monotonic())
+                        emit(ev="ready", t=time.monotonic())
+                elif update.kind is EventKind.SILENT:
+                    emit(ev="kick", t=time.monotonic(), silent_for=update.data["silent_for"])
+                elif update.kind is EventKind.RESYNCED:
                     emit(ev="full", t=time.monotonic())
 
-            conn._merge = merged  # type: ignore[method-assign]
-            on_silence = conn.session._on_silence
-            assert on_silence is not None
-
-            async def silence_noticed() -> None:
-                emit(ev="kick", t=time.monotonic(), silent_for=printer.status.last_message_age())
-                await on_silence()
-
-            conn.session._on_silence = silence_noticed
+        async with printer:
+            task = asyncio.get_running_loop().create_task(report())
             await printer.wait_for_state(timeout=cfg["timeout"])
-            emit(ev="ready", t=time.monotonic())
             await asyncio.to_thread(sys.stdin.read)
+            task.cancel()
 
     asyncio.run(run())
     finish(ev="end")

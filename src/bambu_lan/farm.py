@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from bambu_lan.config import PrinterConfig
+from bambu_lan.errors import BambuTimeout
 from bambu_lan.printer import Printer, PrinterOptions
 from bambu_lan.protocol.events import Event
 from bambu_lan.protocol.state import PrinterState
@@ -93,7 +94,10 @@ class Farm:
         if failed:
             names = ", ".join(f"{s} ({e})" for s, e in list(failed.items())[:5])
             more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-            raise TimeoutError(f"{len(failed)} printer(s) without a full state: {names}{more}")
+            raise BambuTimeout(
+                f"{len(failed)} printer(s) without a full state: {names}{more}",
+                hint="`bambu-lan doctor --printer NAME` says why one of them is not answering",
+            )
         return dict(zip(self.printers, results, strict=True))  # type: ignore[arg-type]
 
     async def events(self) -> AsyncIterator[Event]:

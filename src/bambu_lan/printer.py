@@ -19,33 +19,26 @@ import contextlib
 import logging
 import time
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bambu_lan.config import DEFAULT_FTPS_PORT, PrinterConfig, Secret
 from bambu_lan.errors import (
     BambuError,
-    CommandRejected,
+    BambuTimeout,
     CommandTimeout,
     ConfigError,
-    DeveloperModeRequired,
+    ConnectTimeout,
     NotConnected,
 )
 from bambu_lan.protocol import commands as cmd
-from bambu_lan.protocol.commands import Command, Reply, SequenceIds, parse_reply
-from bambu_lan.protocol.decode import DecodeStats, decode_payload
-from bambu_lan.protocol.events import Event, EventKind, EventTracker
-from bambu_lan.protocol.merge import apply_push
-from bambu_lan.protocol.state import (
-    PrinterInfo,
-    PrinterState,
-    StateBuilder,
-    info_from_version_reply,
-)
+from bambu_lan.protocol.commands import Command, Reply
+from bambu_lan.protocol.core import Outcome, Pending, PrinterCore, Step
+from bambu_lan.protocol.events import Event
+from bambu_lan.protocol.state import PrinterInfo, PrinterState
 from bambu_lan.protocol.topics import DEFAULT_PORT
 from bambu_lan.session import ConnectionStatus, LinkState, Session, SessionOptions
 from bambu_lan.trust import TrustConfig
@@ -56,8 +49,6 @@ if TYPE_CHECKING:
     from bambu_lan.print_job import PrintOptions, PrintStarted
 
 log = logging.getLogger("bambu_lan.printer")
-
-DEV_MODE_HMS = "HMS_0500_0500_0001_0007"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,177 +79,183 @@ class CommandResult:
         }
 
 
-class _Broadcast:
-    """Fan-out of events to subscribers, each with its own bounded queue."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.queues: set[asyncio.Queue[Event | None]] = set()
-
-    def publish(self, event: Event) -> None:
-        for queue in self.queues:
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()  # a slow reader loses the oldest, never blocks the printer
-            queue.put_nowait(event)
-
-    def close(self) -> None:
-        for queue in self.queues:
-            if queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(None)
-
-    def subscribe(self) -> EventSubscription:
-        return EventSubscription(self)
+Update = PrinterState | Event
+"""One item of ``Printer.updates()``: a new snapshot, or an event."""
 
 
-class EventSubscription:
-    """An async iterator of events that starts collecting when created, not when first
-    iterated, so nothing is lost between subscribing and the first ``async for`` step."""
+class UpdateStream:
+    """An async iterator of a printer's updates (states and events) in the order they
+    happened. It collects from its creation, not from the first ``async for`` step.
 
-    def __init__(self, source: _Broadcast) -> None:
+    A reader that falls behind never holds the printer up: consecutive snapshots waiting
+    to be read are merged into the latest one (a snapshot is the whole state), and beyond
+    ``size`` waiting items the oldest is dropped (counted in ``dropped``). Events are never
+    merged. The stream ends when the printer is closed or the connection gives up.
+    """
+
+    def __init__(self, size: int, *, states: bool = True, events: bool = True) -> None:
+        self._items: deque[Update] = deque()
+        self._size = size
+        self._states = states
+        self._events = events
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+        self._source: _Fanout | None = None
+        self.dropped = 0
+
+    def _attach(self, source: _Fanout) -> None:
         self._source = source
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(source.size)
-        source.queues.add(self._queue)
+        source.streams.add(self)
 
-    def __aiter__(self) -> EventSubscription:
+    def _put(self, item: Update) -> None:
+        items = self._items
+        if isinstance(item, PrinterState):
+            if not self._states:
+                return
+            if items and isinstance(items[-1], PrinterState):
+                items[-1] = item
+                return
+        elif not self._events:
+            return
+        items.append(item)
+        if len(items) > self._size:
+            items.popleft()
+            self.dropped += 1
+        self._wake()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __aiter__(self) -> UpdateStream:
         return self
 
-    async def __anext__(self) -> Event:
-        event = await self._queue.get()
-        if event is None:
-            self.close()
-            raise StopAsyncIteration
-        return event
+    async def __anext__(self) -> Update:
+        while not self._items:
+            if self._ended:
+                self.close()
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
 
     def close(self) -> None:
-        """Stop collecting (also done at the end of the stream and on garbage collection)."""
-        self._source.queues.discard(self._queue)
+        """Stop collecting (also done at the end of the stream)."""
+        self._ended = True
+        if self._source is not None:
+            self._source.streams.discard(self)
 
     async def aclose(self) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        self._source.queues.discard(self._queue)
+    async def __aenter__(self) -> UpdateStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Fanout:
+    """The streams of one connection."""
+
+    def __init__(self) -> None:
+        self.streams: set[UpdateStream] = set()
+
+    def put(self, item: Update) -> None:
+        for stream in self.streams:
+            stream._put(item)  # noqa: SLF001 - this module's own stream
+
+    def end(self) -> None:
+        for stream in list(self.streams):
+            stream._end()  # noqa: SLF001 - this module's own stream
+        self.streams.clear()
 
 
 class PrinterConnection:
-    """The one connection to a printer that every ``Printer`` handle in this loop shares."""
+    """The one connection to a printer that every ``Printer`` handle in this loop shares:
+    the session's I/O around a ``PrinterCore``."""
 
     def __init__(self, cfg: PrinterConfig, options: PrinterOptions) -> None:
         self.cfg = cfg
         self.options = options
-        self.stats = DecodeStats(cfg.label)
-        self.builder = StateBuilder(cfg.serial, self.stats)
-        self.tracker = EventTracker(cfg.serial)
-        self.raw: dict[str, Any] = {}
-        self.state: PrinterState | None = None
-        self.info: PrinterInfo | None = None
-        self.broadcast = _Broadcast(options.event_queue_size)
-        self.seq = SequenceIds()
-        self.pending: dict[tuple[str, str], asyncio.Future[Reply]] = {}
+        self.core = PrinterCore(
+            cfg.serial, label=cfg.label, pushall_min_interval=options.pushall_min_interval
+        )
+        self.fanout = _Fanout()
         self.users = 0
+        self._futures: dict[Pending, asyncio.Future[None]] = {}
         self._changed = asyncio.Condition()
         self._waiters = 0  # tasks waiting on _changed: no wake-up work when nobody waits
-        self._full_seen = asyncio.Event()
         self._first_outcome: asyncio.Future[BambuError | None] = (
             asyncio.get_running_loop().create_future()
         )
-        self._last_pushall = -1e9
-        self._was_connected = False
-        self.session = Session(
-            cfg,
-            options=options.session,
-            on_payload=self._on_payload,
-            on_connected=self._on_connected,
-            on_status=self._on_status,
-            on_silence=self._on_silence,
-        )
+        self.session = Session(cfg, self, options=options.session)
 
     @property
     def status(self) -> ConnectionStatus:
         return self.session.status
 
-    # -- session callbacks --
+    @property
+    def state(self) -> PrinterState | None:
+        return self.core.state
 
-    async def _on_connected(self) -> None:
-        # After every (re)connect: the version, then one full report (rule 5).
-        self._publish(cmd.get_version())
-        self.request_full_report(force=True)
+    @property
+    def info(self) -> PrinterInfo | None:
+        return self.core.info
 
-    async def _on_silence(self) -> None:
-        self._publish(cmd.start_pushing())
-        self.request_full_report(force=True)
+    # -- the session's listener: everything goes through the core --
 
-    def _on_status(self, status: ConnectionStatus, error: BambuError | None) -> None:
+    def on_payload(self, payload: bytes, now: float) -> None:
+        self._apply(self.core.feed(payload, now))
+
+    def on_connected(self, now: float) -> None:
         if not self._first_outcome.done():
-            if status.state is LinkState.CONNECTED:
-                self._first_outcome.set_result(None)
-            elif error is not None and status.state in (LinkState.DISCONNECTED, LinkState.FAILED):
-                self._first_outcome.set_result(error)
-        if status.state is LinkState.CONNECTED:
-            self._was_connected = True
-            self._emit(
-                Event(EventKind.CONNECTED, self.cfg.serial, f"connected to {self.cfg.label}")
-            )
-        elif status.state in (LinkState.DISCONNECTED, LinkState.FAILED) and self._was_connected:
-            self._was_connected = False
-            reason = status.last_error or "connection lost"
-            self._emit(
-                Event(
-                    EventKind.DISCONNECTED,
-                    self.cfg.serial,
-                    f"disconnected from {self.cfg.label}: {reason}",
-                    {"reason": reason},
-                )
-            )
-            for future in self.pending.values():
-                if not future.done():
-                    future.set_exception(NotConnected(f"connection lost: {reason}"))
-        if status.state is LinkState.FAILED:
+            self._first_outcome.set_result(None)
+        self._apply(self.core.connected(now))
+
+    def on_disconnected(self, now: float, reason: str) -> None:
+        self._apply(self.core.disconnected(now, reason))
+
+    def on_attempt_failed(self, now: float, error: BambuError, retry_in: float | None) -> None:
+        retryable = getattr(error, "retryable", False)
+        if not self._first_outcome.done() and (retry_in is None or not retryable):
+            self._first_outcome.set_result(error)  # a wrong code or identity: say so at once
+        if retry_in is not None:
+            self._apply(self.core.retrying(now, error, retry_in))
+        else:
+            self.fanout.end()  # gave up: the streams end; status.error says why
             self._wake()
 
-    def _on_payload(self, payload: bytes) -> None:
-        obj = decode_payload(payload, self.stats)
-        if obj is None:
-            return
-        for cls, body in obj.items():
-            if not isinstance(body, dict):
-                self.stats.record("not_object", repr(body).encode()[:60])
-                continue
-            if cls == "print" and body.get("command") == "push_status":
-                self._merge(body)
-            elif (reply := parse_reply(cls, body)) is not None:
-                self._reply(reply)
-            elif cls == "print" and "gcode_state" in body:
-                self._merge(body)  # X1-style pushes may omit "command"
+    def on_silence(self, now: float) -> None:
+        self._apply(self.core.silence(now))
 
-    def _merge(self, body: dict[str, Any]) -> None:
-        self.raw, full = apply_push(self.raw, body)
-        if full:
-            self._full_seen.set()
-        complete = self._full_seen.is_set()
-        changed = None if full else body.keys()
-        state = self.builder.build(self.raw, changed, complete)
-        self.state = state
-        for event in self.tracker.update(state):
-            self._emit(event)
+    def on_closed(self) -> None:
+        self.fanout.end()
         self._wake()
 
-    def _reply(self, reply: Reply) -> None:
-        if reply.cls == "info" and reply.command == "get_version" and reply.ok is not False:
-            self.info = info_from_version_reply(reply.body, self.cfg.serial)
-            self.builder.set_info(self.info)
-            if self.raw:
-                self.state = self.builder.build(self.raw, None, self._full_seen.is_set())
-                self._wake()
-        future = self.pending.get((reply.cls, reply.sequence_id))
-        if future is not None and not future.done():
-            future.set_result(reply)
-
-    def _emit(self, event: Event) -> None:
-        self.broadcast.publish(event)
+    def _apply(self, step: Step) -> None:
+        for out in step.outgoing:
+            with contextlib.suppress(NotConnected):
+                self.session.publish(out.payload, out.qos)
+        fanout = self.fanout
+        if step.state is not None:
+            fanout.put(step.state)
+        for event in step.events:
+            fanout.put(event)
+        for pending in step.settled:
+            future = self._futures.pop(pending, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+        if step.state is not None and self._waiters:
+            self._wake()
 
     def _wake(self) -> None:
         if self._waiters:
@@ -270,18 +267,12 @@ class PrinterConnection:
 
     # -- requests --
 
-    def _publish(self, command: Command, sequence_id: str | None = None) -> str:
-        seq = sequence_id or self.seq.next()
-        self.session.publish(orjson.dumps(command.payload(seq)), qos=command.qos)
-        return seq
-
     def request_full_report(self, *, force: bool = False) -> bool:
         """Send pushall unless one was sent less than ``pushall_min_interval`` ago."""
-        now = time.monotonic()
-        if not force and now - self._last_pushall < self.options.pushall_min_interval:
+        out = self.core.request_full_report(time.monotonic(), force=force)
+        if out is None:
             return False
-        self._last_pushall = now
-        self._publish(cmd.pushall())
+        self.session.publish(out.payload, out.qos)
         return True
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
@@ -310,68 +301,35 @@ class PrinterConnection:
                 + (f": {self.status.last_error}" if self.status.last_error else ""),
                 hint="wait for the connection (wait_for_state) or check it with `bambu-lan doctor`",
             )
-        had_dev_hms = self._has_dev_mode_hms()
-        seq = self.seq.next()
-        key = (command.cls, seq)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self.pending[key] = future
-        if command.cls == "print" and command.name == "stop":
-            self.tracker.note_stop_requested()
+        out, pending = self.core.request(command, time.monotonic())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures[pending] = future
         try:
-            self._publish(command, seq)
-            reply = await self._await_reply(command, future, had_dev_hms, timeout)
+            self.session.publish(out.payload, out.qos)
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            self.core.cancel(pending)
+            raise CommandTimeout(
+                f"{command.label}: no reply from {self.cfg.label} within {timeout:g} s",
+                hint="the printer may be busy or the command unsupported on this model",
+            ) from None
+        except BaseException:
+            self.core.cancel(pending)
+            raise
         finally:
-            self.pending.pop(key, None)
-        if reply is not None:
-            if reply.developer_mode_required:
-                raise DeveloperModeRequired(reply.reason, reply.err_code, command=command.label)
-            if reply.ok is False:
-                raise CommandRejected(reply.reason, reply.err_code, command=command.label)
-        confirmed = False
-        if command.confirmed_by is not None:
-            check = command.confirmed_by
+            self._futures.pop(pending, None)
+        error = pending.error()
+        if error is not None:
+            raise error
+        confirmed = pending.outcome is Outcome.CONFIRMED
+        check = command.confirmed_by
+        if not confirmed and check is not None:
             confirmed = await self.wait_until(
-                lambda: self.state is not None and check(self.state), self.options.confirm_timeout
+                lambda: self.core.state is not None and check(self.core.state),
+                self.options.confirm_timeout,
             )
-        return CommandResult(command=command.label, reply=reply, confirmed=confirmed)
-
-    async def _await_reply(
-        self, command: Command, future: asyncio.Future[Reply], had_dev_hms: bool, timeout: float
-    ) -> Reply | None:
-        """The reply; or None when the state alone confirms the command (some firmware does
-        not answer pause); DeveloperModeRequired when only the HMS alert says no."""
-        confirm = command.confirmed_by
-
-        def settled() -> bool:
-            if future.done():
-                return True
-            if not had_dev_hms and self._has_dev_mode_hms():
-                return True
-            return confirm is not None and self.state is not None and confirm(self.state)
-
-        waiter = asyncio.get_running_loop().create_task(self.wait_until(settled, timeout))
-        try:
-            await asyncio.wait((future, waiter), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        if future.done():
-            return future.result()
-        if not had_dev_hms and self._has_dev_mode_hms():
-            raise DeveloperModeRequired(
-                "the printer raised HMS 0500_0500_0001_0007 (MQTT command verification failed)",
-                command=command.label,
-            )
-        if confirm is not None and self.state is not None and confirm(self.state):
-            return None
-        if not self.session.connected:
-            raise NotConnected(f"connection to {self.cfg.label} lost while waiting for a reply")
-        raise CommandTimeout(
-            f"{command.label}: no reply from {self.cfg.label} within {timeout:g} s",
-            hint="the printer may be busy or the command unsupported on this model",
-        )
-
-    def _has_dev_mode_hms(self) -> bool:
-        return self.state is not None and any(a.code == DEV_MODE_HMS for a in self.state.hms)
+        return CommandResult(command=command.label, reply=pending.reply, confirmed=confirmed)
 
     # -- lifecycle --
 
@@ -380,7 +338,6 @@ class PrinterConnection:
 
     async def close(self) -> None:
         await self.session.close()
-        self.broadcast.close()
         await self._notify()
 
 
@@ -471,13 +428,14 @@ class Printer:
     @classmethod
     def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> Printer:
         printer = cls.__new__(cls)
-        printer._setup(cfg, options)
+        printer._setup(cfg, options)  # noqa: SLF001 - the constructor's own set-up
         return printer
 
     def _setup(self, cfg: PrinterConfig, options: PrinterOptions | None) -> None:
         self.config = cfg.validate()
         self.options = options or PrinterOptions()
         self._conn: PrinterConnection | None = None
+        self._early: list[UpdateStream] = []  # streams made before start()
 
     def __repr__(self) -> str:
         c = self.config
@@ -495,10 +453,19 @@ class Printer:
     def start(self) -> None:
         """Start connecting in the background (no waiting; see ``connect``)."""
         if self._conn is None:
-            self._conn = _acquire(self.config, self.options)
+            conn = self._conn = _acquire(self.config, self.options)
+            early, self._early = self._early, []
+            for stream in early:
+                stream._attach(conn.fanout)  # noqa: SLF001 - this module's own stream
 
     async def connect(self, timeout: float | None = None) -> None:
-        """Connect and wait for the first outcome: accepted, or the error that stopped it."""
+        """Connect, waiting out passing trouble (a printer at its session limit, starting up,
+        briefly unreachable: retried with backoff) until ``timeout`` seconds (default: the
+        session's connect + CONNACK timeouts + 5 s).
+
+        Raises at once ``AuthError`` (wrong access code), ``TrustError`` (identity) or
+        ``HostNotFound``; ``ConnectTimeout`` naming the last failure when the time is up.
+        """
         self.start()
         conn = self._live()
         if conn.session.connected:
@@ -510,9 +477,12 @@ class Printer:
             async with asyncio.timeout(limit):
                 error = await conn.first_outcome()
         except TimeoutError:
+            last = conn.status.error
             await self.close()
-            raise CommandTimeout(
+            raise ConnectTimeout(
                 f"no connection to {self.config.label} within {limit:g} s"
+                + (f" (last: {last})" if last else ""),
+                hint=(last.hint if last and last.hint else "run `bambu-lan doctor` to see why"),
             ) from None
         if error is not None:
             await self.close()
@@ -521,6 +491,9 @@ class Printer:
     async def close(self) -> None:
         """Disconnect cleanly (DISCONNECT sent) once no other handle uses the connection."""
         conn, self._conn = self._conn, None
+        early, self._early = self._early, []
+        for stream in early:
+            stream._end()  # noqa: SLF001 - this module's own stream
         if conn is not None:
             await _release(conn)
 
@@ -536,12 +509,12 @@ class Printer:
     @property
     def state(self) -> PrinterState | None:
         """The latest snapshot (None before the first report)."""
-        return self._conn.state if self._conn else None
+        return self._conn.core.state if self._conn else None
 
     @property
     def info(self) -> PrinterInfo | None:
         """Model and firmware, once get_version has answered."""
-        return self._conn.info if self._conn else None
+        return self._conn.core.info if self._conn else None
 
     @property
     def camera(self) -> Camera:
@@ -562,7 +535,7 @@ class Printer:
     @property
     def decode_problems(self) -> dict[str, int]:
         """Counts of payloads and values that could not be read, by kind."""
-        return dict(self._live().stats.counts)
+        return dict(self._live().core.stats.counts)
 
     async def wait_for_state(self, timeout: float = 30.0) -> PrinterState:
         """The first complete state (after a full report); raises on failure or timeout."""
@@ -574,16 +547,17 @@ class Printer:
             ) or conn.status.state is LinkState.FAILED
 
         if not await conn.wait_until(ready, timeout):
-            raise CommandTimeout(
+            raise BambuTimeout(
                 f"no full report from {self.config.label} within {timeout:g} s"
                 + (f" ({conn.status.last_error})" if conn.status.last_error else ""),
                 hint="run `bambu-lan doctor` to see where it stops",
             )
-        if conn.state is None or not conn.state.complete:
+        state = conn.state
+        if state is None or not state.complete:
             if conn.status.error is not None:
                 raise conn.status.error  # e.g. AuthError after the retries gave up
             raise NotConnected(f"{self.config.label}: {conn.status.last_error}")
-        return conn.state
+        return state
 
     async def refresh(self, timeout: float = 10.0) -> PrinterState:
         """Ask for a full report (rate-limited) and return the state after it arrives."""
@@ -595,33 +569,36 @@ class Printer:
         if not await conn.wait_until(
             lambda: conn.state is not None and conn.state.updated_at > before, timeout
         ):
-            raise CommandTimeout(f"no report from {self.config.label} within {timeout:g} s")
+            raise BambuTimeout(f"no report from {self.config.label} within {timeout:g} s")
         assert conn.state is not None
         return conn.state
 
-    def events(self) -> EventSubscription:
-        """Every event from now on (connected, job started/finished, HMS, ...), until close.
+    def updates(self, *, states: bool = True, events: bool = True) -> UpdateStream:
+        """Every snapshot and event from now on, in the order they happened, until close.
 
-        ``async for event in printer.events(): ...``; collecting starts at this call.
+        ``async for update in printer.updates(): ...``: an update is a ``PrinterState`` or an
+        ``Event`` (job, HMS; ``connected``, ``retrying``, ``disconnected``, ``reconnected``,
+        ``resynced``). Collecting starts at this call, which may come before ``start()`` or
+        ``connect()``: then the stream holds the whole story of the connection. A stream made
+        while a state is already known starts with that state.
         """
-        return self._live().broadcast.subscribe()
+        stream = UpdateStream(self.options.event_queue_size, states=states, events=events)
+        conn = self._conn
+        if conn is None:
+            self._early.append(stream)
+        else:
+            if states and conn.state is not None:
+                stream._put(conn.state)  # noqa: SLF001 - this module's own stream
+            stream._attach(conn.fanout)  # noqa: SLF001
+        return stream
 
-    async def states(self) -> AsyncIterator[PrinterState]:
-        """Each new snapshot (skipping ones a slow reader missed), until close."""
-        conn = self._live()
-        last: PrinterState | None = None
-        while self._conn is not None:
-            await conn.wait_until(
-                lambda seen=last: (  # type: ignore[misc]
-                    conn.state is not seen or self._conn is None or conn.session.closing
-                ),
-                None,
-            )
-            if self._conn is None or conn.session.closing:
-                return
-            last = conn.state
-            if last is not None:
-                yield last
+    def events(self) -> AsyncIterator[Event]:
+        """The events of ``updates()`` (connected, job started/finished, HMS, ...)."""
+        return _only(self.updates(states=False), Event)
+
+    def states(self) -> AsyncIterator[PrinterState]:
+        """The snapshots of ``updates()``; a slow reader gets the latest, not every one."""
+        return _only(self.updates(events=False), PrinterState)
 
     # -- commands --
 
@@ -692,3 +669,13 @@ class Printer:
         from bambu_lan.files import Storage
 
         return Storage(self.config)
+
+
+_T = TypeVar("_T")
+
+
+async def _only(stream: UpdateStream, kind: type[_T]) -> AsyncIterator[_T]:
+    async with stream:
+        async for update in stream:
+            if isinstance(update, kind):
+                yield update

@@ -19,16 +19,27 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bambu_lan.config import PrinterConfig
-from bambu_lan.errors import AuthError, BambuError, ConnectError, NotConnected, TrustError
+from bambu_lan.errors import (
+    AuthError,
+    BambuError,
+    ClosedBeforeConnack,
+    ConnackTimeout,
+    ConnectError,
+    HostNotFound,
+    NotConnected,
+    ServerUnavailable,
+    TrustError,
+)
 from bambu_lan.protocol.topics import USERNAME, report_topic, request_topic
 from bambu_lan.trust import HandshakeCheck, client_context
 
@@ -108,25 +119,6 @@ class ConnectionStatus:
         }
 
 
-class ClosedBeforeConnack(ConnectError):
-    """The printer closed the connection after CONNECT, without answering it."""
-
-    hint = (
-        "the printer accepts only a few sessions (about 4 on the A1) and refuses new ones while "
-        "starting up: close Bambu Studio, Handy or Home Assistant, or wait 30 s and retry"
-    )
-
-
-class ConnackTimeout(ConnectError):
-    """TLS and CONNECT went through, but no CONNACK came in time."""
-
-
-class ServerUnavailable(ConnectError):
-    """CONNACK 3: the broker is up but not serving yet (printer starting up)."""
-
-    hint = "the printer is still starting up: wait 30 seconds and retry"
-
-
 def _connack_error(reason: ReasonCode) -> ConnectError:
     value = reason.value
     if value in (4, 5, 134, 135):
@@ -142,10 +134,12 @@ def _connect_error(exc: BaseException, cfg: PrinterConfig) -> BambuError:
     if isinstance(exc, BambuError):
         return exc
     if isinstance(exc, ConnectionRefusedError):
-        return ConnectError(
+        error = ConnectError(
             f"{where} refused the connection",
             hint="is LAN-only mode on? Is this the printer's IP (Settings > WLAN)?",
         )
+        error.retry_reason = f"{where} refused the connection (printer starting up or off?)"
+        return error
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return ConnectError(
             f"no answer from {where} (timed out)",
@@ -157,7 +151,10 @@ def _connect_error(exc: BaseException, cfg: PrinterConfig) -> BambuError:
             hint="the printer speaks TLS 1.2 only; run `bambu-lan doctor` for details",
         )
     if isinstance(exc, socket.gaierror):
-        return ConnectError(f"unknown host {cfg.host!r}: {exc.strerror}")
+        return HostNotFound(
+            f"unknown host {cfg.host!r}: {exc.strerror}",
+            hint="check the printer's IP address (Settings > WLAN on the printer's screen)",
+        )
     if isinstance(exc, OSError):
         return ConnectError(f"cannot reach {where}: {exc.strerror or exc}")
     return ConnectError(f"cannot connect to {where}: {exc}")
@@ -200,7 +197,7 @@ class _Link:
             reconnect_on_failure=False,
         )
         client.username_pw_set(USERNAME, cfg.access_code.reveal())
-        client.tls_set_context(client_context(self.check))
+        client.tls_set_context(self._context())
         client.tls_insecure_set(True)  # the name is checked against the serial in trust.py
         client.connect_timeout = opts.connect_timeout
         client.on_connect = self._on_connect
@@ -213,7 +210,25 @@ class _Link:
         self.closed: asyncio.Future[str] = self.loop.create_future()
         self.suback: asyncio.Future[list[ReasonCode]] = self.loop.create_future()
         self._sock: Any = None
-        self._misc: asyncio.TimerHandle | None = None
+        self._handshaking: socket.socket | None = None  # the socket in paho's blocking connect
+
+    def _context(self) -> ssl.SSLContext:
+        """trust's context, with the handshaking socket remembered so that ``abort`` can end
+        a connect that hangs in the TLS handshake (a printer that accepts TCP and then says
+        nothing) at once, instead of after the connect timeout."""
+        ctx = client_context(self.check)
+        checked: type[ssl.SSLSocket] = ctx.sslsocket_class
+        link = weakref.ref(self)
+
+        class TrackedSSLSocket(checked):  # type: ignore[valid-type,misc]
+            def do_handshake(self, block: bool = False) -> None:
+                owner = link()
+                if owner is not None:
+                    owner._handshaking = self  # noqa: SLF001 - this module's link
+                super().do_handshake(block)
+
+        ctx.sslsocket_class = TrackedSSLSocket
+        return ctx
 
     # -- connecting --
 
@@ -230,9 +245,10 @@ class _Link:
         try:
             await asyncio.shield(connecting)
         except asyncio.CancelledError:
-            # The thread cannot be stopped: close whatever it opens, or the printer keeps a
-            # half-open session (the A1 has about four).
-            connecting.add_done_callback(lambda _: self.abort())
+            # The thread cannot be stopped, but its socket can be shut: a hung handshake ends
+            # now. Whatever it opens is closed, or the printer keeps a half-open session.
+            self._interrupt_handshake()
+            connecting.add_done_callback(self._abandoned)
             raise
         except TrustError:
             raise
@@ -240,6 +256,8 @@ class _Link:
             if self.check.failure is not None:
                 raise self.check.failure from None
             raise _connect_error(exc, self.cfg) from None
+        finally:
+            self._handshaking = None
         self._attach()
         try:
             async with asyncio.timeout(self.opts.connack_timeout):
@@ -262,6 +280,22 @@ class _Link:
         raise ClosedBeforeConnack(
             f"{self.cfg.host}:{self.cfg.port} closed the connection before answering CONNECT"
         )
+
+    def _abandoned(self, connecting: asyncio.Future[Any]) -> None:
+        """The connect we stopped waiting for has ended: close what it opened. Its error
+        (the handshake we interrupted) is expected, and read here so asyncio does not report
+        it as never retrieved."""
+        if not connecting.cancelled():
+            connecting.exception()
+        self.abort()
+
+    def _interrupt_handshake(self) -> None:
+        sock = self._handshaking
+        if sock is not None:
+            # The plain socket's shutdown: wakes the thread blocked in the handshake (close()
+            # alone does not on Linux) without touching the SSL object it is using.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     async def subscribe(self) -> None:
         """Subscribe to the report topic only (never wildcards, never /request)."""
@@ -297,7 +331,6 @@ class _Link:
         self.loop.add_reader(sock, self._read)
         if client.want_write():
             self.loop.add_writer(sock, self._write)
-        self._misc = self.loop.call_later(1.0, self._loop_misc)
 
     def _remove_writer(self, sock: Any) -> None:
         self.loop.remove_writer(sock)
@@ -308,11 +341,10 @@ class _Link:
     def _write(self) -> None:
         self.client.loop_write()
 
-    def _loop_misc(self) -> None:
-        if self.closed.done():
-            return
-        self.client.loop_misc()
-        self._misc = self.loop.call_later(1.0, self._loop_misc)
+    def housekeeping(self) -> None:
+        """paho's keepalive pings and timeouts; the loop-wide ticker calls it every second."""
+        if self._sock is not None and not self.closed.done():
+            self.client.loop_misc()
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._detach(sock)
@@ -336,8 +368,6 @@ class _Link:
     ) -> None:
         if not self.closed.done():
             self.closed.set_result(str(reason))
-        if self._misc is not None:
-            self._misc.cancel()
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any
@@ -368,55 +398,120 @@ class _Link:
                 await asyncio.shield(self.closed)
         self.abort()
 
-    def abort(self) -> None:
+    def abort(self, why: str = "aborted") -> None:
         """Drop the socket now (no DISCONNECT)."""
-        if self._misc is not None:
-            self._misc.cancel()
+        self._interrupt_handshake()
         sock = self.client.socket()
         if sock is not None:
             self._detach(sock)
         elif self._sock is not None:
             self._detach(self._sock)
         with contextlib.suppress(Exception):
-            self.client._sock_close()
+            # paho has no public way to drop the socket without a DISCONNECT.
+            self.client._sock_close()  # noqa: SLF001
         if not self.closed.done():
-            self.closed.set_result("aborted")
+            self.closed.set_result(why)
+
+
+class _Ticker:
+    """One timer per event loop for every session's housekeeping (paho's keepalive, the
+    watchdog): two timers per printer per second were half the CPU of a 1,000-printer farm."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sessions: dict[Session, None] = {}  # insertion-ordered set
+        self.interval = 1.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, session: Session) -> None:
+        self.sessions[session] = None
+        self.interval = min(self.interval, session.tick_interval)
+        if self._handle is None:
+            self._handle = self.loop.call_later(self.interval, self._tick)
+
+    def discard(self, session: Session) -> None:
+        self.sessions.pop(session, None)
+        if not self.sessions:
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+            self.interval = 1.0
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for session in list(self.sessions):
+            try:
+                session.tick(now)
+            except Exception:  # one printer's trouble must not stop the others' watchdogs
+                log.exception("%s: housekeeping failed", session.cfg.label)
+        self._handle = self.loop.call_later(self.interval, self._tick) if self.sessions else None
+
+
+_TICKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Ticker] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _ticker() -> _Ticker:
+    loop = asyncio.get_running_loop()
+    ticker = _TICKERS.get(loop)
+    if ticker is None:
+        ticker = _TICKERS[loop] = _Ticker(loop)
+    return ticker
+
+
+class SessionListener(Protocol):
+    """What a ``Session`` tells the layer above (``PrinterConnection``). All calls are made
+    on the event loop, and must not block."""
+
+    def on_payload(self, payload: bytes, now: float) -> None: ...
+
+    def on_connected(self, now: float) -> None:
+        """Accepted CONNACK and SUBACK: the session can publish."""
+
+    def on_disconnected(self, now: float, reason: str) -> None:
+        """A connection that was up is gone (the session reconnects by itself)."""
+
+    def on_attempt_failed(self, now: float, error: BambuError, retry_in: float | None) -> None:
+        """A connection attempt failed; ``retry_in`` None: the session gave up (FAILED)."""
+
+    def on_silence(self, now: float) -> None:
+        """The watchdog saw no message for ``watchdog`` seconds."""
+
+    def on_closed(self) -> None:
+        """The session ended for good (closed by us)."""
 
 
 class Session:
-    """Keeps one printer connected and hands every report payload to ``on_payload``.
+    """Keeps one printer connected and tells its ``listener`` what happens.
 
-    ``on_connected`` runs after each accepted CONNACK and SUBACK (the printer layer sends
-    get_version + pushall there); ``on_status`` after every change of connection state;
-    ``on_silence`` when the watchdog fires (it sends pushing.start + pushall).
+    Attempts that fail for a passing reason (a busy, starting or unreachable printer) are
+    retried with jittered exponential backoff, forever; a refused access code or identity is
+    retried slowly and at most a few times, then the session gives up (``FAILED``).
     """
 
     def __init__(
         self,
         cfg: PrinterConfig,
+        listener: SessionListener,
         *,
         options: SessionOptions | None = None,
-        on_payload: Callable[[bytes], None],
-        on_connected: Callable[[], Awaitable[None]] | None = None,
-        on_status: Callable[[ConnectionStatus, BambuError | None], None] | None = None,
-        on_silence: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.cfg = cfg
         self.options = options or SessionOptions()
         self.status = ConnectionStatus(client_id=f"bambu-lan-{uuid.uuid4()}")
-        self._on_payload_cb = on_payload
-        self._on_connected = on_connected
-        self._on_status = on_status
-        self._on_silence = on_silence
+        self._listener = listener
         self._link: _Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._kick = asyncio.Event()  # set to force a reconnect (watchdog, explicit)
+        self._silent_since: float | None = None  # the watchdog kicked at this time
+        self.tick_interval = min(1.0, self.options.watchdog / 10)
 
     # -- public --
 
     def start(self) -> None:
         if self._task is None:
+            self.status.state = LinkState.CONNECTING
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"bambu-lan session {self.cfg.serial}"
             )
@@ -438,10 +533,6 @@ class Session:
     def closing(self) -> bool:
         return self._closing
 
-    def reconnect(self) -> None:
-        """Drop the current connection and connect again (with the usual backoff)."""
-        self._kick.set()
-
     async def close(self) -> None:
         """Clean shutdown: DISCONNECT sent, task ended, socket closed."""
         self._closing = True
@@ -453,22 +544,17 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._set_state(LinkState.CLOSED, None)
+        self.status.state = LinkState.CLOSED
+        self._listener.on_closed()
 
     # -- the loop --
 
-    def _set_state(self, state: LinkState, error: BambuError | None) -> None:
-        self.status.state = state
-        if error is not None:
-            self.status.error = error
-        if self._on_status is not None:
-            self._on_status(self.status, error)
-
     def _payload(self, payload: bytes) -> None:
-        self.status.last_message_at = time.monotonic()
+        now = time.monotonic()
+        self.status.last_message_at = now
         self.status.messages += 1
         try:
-            self._on_payload_cb(payload)
+            self._listener.on_payload(payload, now)
         except Exception:
             # A report we cannot handle must not end a monitor that runs for weeks.
             self.status.handler_errors += 1
@@ -480,7 +566,7 @@ class Session:
         backoff = opts.backoff_initial
         while not self._closing:
             self.status.attempts += 1
-            self._set_state(LinkState.CONNECTING, None)
+            self.status.state = LinkState.CONNECTING
             link = _Link(self.cfg, self.status.client_id, opts, self._payload)
             try:
                 await link.open()
@@ -492,12 +578,13 @@ class Session:
                 link.abort()
                 delay = self._failure_delay(exc, backoff)
                 backoff = min(backoff * 2, opts.backoff_max)
+                self.status.error = exc
+                self.status.state = LinkState.FAILED if delay is None else LinkState.DISCONNECTED
+                self._listener.on_attempt_failed(time.monotonic(), exc, delay)
                 if delay is None:
-                    self._set_state(LinkState.FAILED, exc)
                     return
-                self._set_state(LinkState.DISCONNECTED, exc)
                 log.info("%s: %s; retrying in %.1f s", self.cfg.label, exc, delay)
-                await self._sleep_or_kick(delay)
+                await asyncio.sleep(delay)
                 continue
             # Connected and subscribed.
             self._link = link
@@ -505,18 +592,28 @@ class Session:
             self.status.auth_failures = 0
             self.status.trust_failures = 0
             self.status.connected_since = time.time()
-            self.status.last_message_at = time.monotonic()
-            self._set_state(LinkState.CONNECTED, None)
+            now = time.monotonic()
+            self.status.last_message_at = now
+            self.status.state = LinkState.CONNECTED
+            self._silent_since = None
             backoff = opts.backoff_initial
-            reason = await self._serve(link)
-            self._link = None
-            if self.closing:
+            ticker = _ticker()
+            ticker.add(self)
+            try:
+                self._listener.on_connected(now)
+                reason = _describe_close(await asyncio.shield(link.closed))
+            finally:
+                ticker.discard(self)
+                self._link = None
+            if self.closing:  # close() ran while we waited
                 return
             link.abort()
             error = ConnectError(f"connection lost: {reason}")
-            self._set_state(LinkState.DISCONNECTED, error)
+            self.status.error = error
+            self.status.state = LinkState.DISCONNECTED
+            self._listener.on_disconnected(time.monotonic(), reason)
             log.info("%s: %s; reconnecting", self.cfg.label, error)
-            await self._sleep_or_kick(_jitter(opts.backoff_initial))
+            await asyncio.sleep(_jitter(opts.backoff_initial))
 
     def _failure_delay(self, exc: BambuError, backoff: float) -> float | None:
         """How long to wait before the next attempt, or None to give up."""
@@ -533,63 +630,39 @@ class Session:
             return opts.trust_retry_delay
         return _jitter(backoff)
 
-    async def _sleep_or_kick(self, delay: float) -> None:
-        self._kick.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._kick.wait()
-
-    async def _serve(self, link: _Link) -> str:
-        """Run the connection until it drops; returns why."""
-        if self._on_connected is not None:
-            with contextlib.suppress(NotConnected):
-                await self._on_connected()
-        loop = asyncio.get_running_loop()
-        watchdog = loop.create_task(self._watchdog(link))
-        self._kick.clear()
-        kick = loop.create_task(self._kick.wait())
-        try:
-            await asyncio.wait((link.closed, kick, watchdog), return_when=asyncio.FIRST_COMPLETED)
-            if link.closed.done():
-                return _describe_close(link.closed.result())
-            if watchdog.done():
-                return watchdog.result()
-            return "reconnect requested"
-        finally:
-            watchdog.cancel()
-            kick.cancel()
-
-    async def _watchdog(self, link: _Link) -> str:
-        """No message for `watchdog` s: ask for data; still none after the grace: reconnect."""
+    def tick(self, now: float) -> None:
+        """Housekeeping, from the loop-wide ticker: paho's keepalive, and the watchdog (no
+        message for ``watchdog`` s: ask for data; still none after the grace: reconnect)."""
+        link = self._link
+        if link is None:
+            return
+        link.housekeeping()
         opts = self.options
-        step = min(1.0, opts.watchdog / 10)
-        while not link.closed.done():
-            await asyncio.sleep(step)
-            age = self.status.last_message_age()
-            if age is None or age < opts.watchdog:
-                continue
-            self.status.watchdog_kicks += 1
-            log.info("%s: no message for %.0f s; sending pushing.start", self.cfg.label, age)
-            if self._on_silence is not None:
-                with contextlib.suppress(BambuError):
-                    await self._on_silence()
-            kicked_at = time.monotonic()
-            while time.monotonic() - kicked_at < opts.watchdog_grace:
-                await asyncio.sleep(step)
-                last = self.status.last_message_at
-                if last is not None and last > kicked_at:
-                    break
-            else:
-                return (
+        last = self.status.last_message_at or now
+        kicked = self._silent_since
+        if kicked is not None:
+            if last > kicked:
+                self._silent_since = None  # it spoke again
+            elif now - kicked >= opts.watchdog_grace:
+                self._silent_since = None
+                link.abort(
                     f"printer silent for {opts.watchdog + opts.watchdog_grace:.0f} s "
                     "with the socket open (watchdog)"
                 )
-        return "connection closed"
+            return
+        if now - last >= opts.watchdog:
+            self._silent_since = now
+            self.status.watchdog_kicks += 1
+            log.info("%s: no message for %.0f s; sending pushing.start", self.cfg.label, now - last)
+            with contextlib.suppress(BambuError):
+                self._listener.on_silence(now)
 
 
 def _describe_close(reason: str) -> str:
-    if "aborted" in reason:
+    if reason == "aborted":
         return "connection closed"
+    if "watchdog" in reason:
+        return reason
     return "the printer closed the connection (paho code 7: connection lost)"
 
 
@@ -597,4 +670,13 @@ def _jitter(delay: float) -> float:
     return delay * random.uniform(0.8, 1.2)
 
 
-__all__ = ["ConnectionStatus", "LinkState", "Session", "SessionOptions"]
+__all__ = [
+    "ClosedBeforeConnack",
+    "ConnackTimeout",
+    "ConnectionStatus",
+    "LinkState",
+    "ServerUnavailable",
+    "Session",
+    "SessionListener",
+    "SessionOptions",
+]

@@ -18,13 +18,14 @@ import asyncio
 import atexit
 import queue
 import threading
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bambu_lan.config import DEFAULT_FTPS_PORT, PrinterConfig, Secret
-from bambu_lan.printer import CommandResult, Printer, PrinterOptions
+from bambu_lan.printer import CommandResult, Printer, PrinterOptions, Update
+from bambu_lan.protocol.commands import Command
 from bambu_lan.protocol.events import Event
 from bambu_lan.protocol.state import PrinterInfo, PrinterState
 from bambu_lan.protocol.topics import DEFAULT_PORT
@@ -116,14 +117,15 @@ class SyncPrinter:
     @classmethod
     def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> SyncPrinter:
         printer = cls.__new__(cls)
-        printer._setup(Printer.from_config(cfg, options))
+        printer._setup(Printer.from_config(cfg, options))  # noqa: SLF001 - own set-up
         return printer
 
     def _setup(self, printer: Printer) -> None:
         self._printer = printer
         self._runner = _LoopThread.get()
-        self._event_queue: queue.Queue[Event | None] | None = None
-        self._pump_task: asyncio.Task[None] | None = None
+        self._events_started = False
+        self._events_queue: queue.Queue[Any] = queue.Queue()
+        self._pumps: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"Sync{self._printer!r}"
@@ -138,18 +140,23 @@ class SyncPrinter:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(coro)
 
+    def start(self) -> None:
+        """Start connecting in the background (no waiting; see ``connect``)."""
+
+        async def start() -> None:
+            self._printer.start()
+
+        self._run(start())
+
     def connect(self, timeout: float | None = None) -> None:
         """Connect; raises AuthError, TrustError or ConnectError when the printer says no."""
         self._run(self._printer.connect(timeout))
 
     def close(self) -> None:
         """Disconnect cleanly and stop the event stream."""
-        task, self._pump_task = self._pump_task, None
-        if task is not None:
-            self._runner.loop.call_soon_threadsafe(task.cancel)
+        # Closing the printer ends its streams, and with them the pumps and our iterators.
         self._run(self._printer.close())
-        if self._event_queue is not None:
-            self._event_queue.put(None)
+        self._pumps.clear()
 
     @property
     def config(self) -> PrinterConfig:
@@ -173,41 +180,77 @@ class SyncPrinter:
     def refresh(self, timeout: float = 10.0) -> PrinterState:
         return self._run(self._printer.refresh(timeout))
 
+    @property
+    def options(self) -> PrinterOptions:
+        return self._printer.options
+
+    @property
+    def decode_problems(self) -> dict[str, int]:
+        """Counts of payloads and values that could not be read, by kind."""
+        return self._printer.decode_problems
+
+    def states(self, timeout: float | None = None) -> Iterator[PrinterState]:
+        """The snapshots of ``updates()``; a slow reader gets the latest, not every one."""
+        items: queue.Queue[Any] = queue.Queue()
+        self._start_pump(self._printer.states, items)
+        return self._drain(items, timeout)
+
+    def updates(
+        self, timeout: float | None = None, *, states: bool = True, events: bool = True
+    ) -> Iterator[Update]:
+        """``Printer.updates()`` for blocking code: states and events in order, collected
+        from this call on (it may come before ``connect()``). The iterator stops after
+        ``timeout`` seconds without an update, or when the printer is closed."""
+        items: queue.Queue[Any] = queue.Queue()
+        self._start_pump(lambda: self._printer.updates(states=states, events=events), items)
+        return self._drain(items, timeout)
+
     def events(self, timeout: float | None = None) -> Iterator[Event]:
-        """Events as they come; stops after ``timeout`` s without one, or on close.
+        """The events of ``updates()``; stops after ``timeout`` s without one, or on close.
 
-        Collecting starts at this call, so an event that happens before the first ``next()``
-        is not lost.
+        Collecting starts at the first call, so an event that happens before the first
+        ``next()`` is not lost; later calls continue the same sequence.
         """
-        if self._event_queue is None:
-            events: queue.Queue[Event | None] = queue.Queue()
-            self._event_queue = events
+        if not self._events_started:
+            self._events_started = True
+            self._start_pump(self._printer.events, self._events_queue)
+        return self._drain(self._events_queue, timeout)
 
-            async def subscribe() -> None:
-                subscription = self._printer.events()
+    def _start_pump(self, make: Callable[[], AsyncIterator[Any]], items: queue.Queue[Any]) -> None:
+        async def subscribe() -> None:
+            stream = make()  # collecting starts here, on the loop thread
 
-                async def pump() -> None:
-                    async for event in subscription:
-                        events.put(event)
+            async def pump() -> None:
+                try:
+                    async for item in stream:
+                        items.put(item)
+                finally:
+                    items.put(None)
 
-                self._pump_task = asyncio.get_running_loop().create_task(pump())
+            self._pumps.add(asyncio.get_running_loop().create_task(pump()))
 
-            self._run(subscribe())
-        return self._drain(self._event_queue, timeout)
+        self._run(subscribe())
 
     @staticmethod
-    def _drain(events: queue.Queue[Event | None], timeout: float | None) -> Iterator[Event]:
+    def _drain(items: queue.Queue[Any], timeout: float | None) -> Iterator[Any]:
         while True:
             try:
-                event = events.get(timeout=timeout)
+                item = items.get(timeout=timeout)
             except queue.Empty:
                 return
-            if event is None:
+            if item is None:
+                items.put(None)  # later iterators of the same queue end too
                 return
-            yield event
+            yield item
 
-    def send_command(self, command: Any, timeout: float | None = None) -> CommandResult:
+    def send(self, command: Command, timeout: float | None = None) -> CommandResult:
+        """Send any command; raises CommandRejected / DeveloperModeRequired / CommandTimeout."""
         return self._run(self._printer.send(command, timeout))
+
+    def send_raw(
+        self, cls: str, command: str, params: dict[str, Any] | None = None
+    ) -> CommandResult:
+        return self._run(self._printer.send_raw(cls, command, params))
 
     def pause(self) -> CommandResult:
         return self._run(self._printer.pause())

@@ -146,7 +146,8 @@ async def test_dropped_connection_reconnects_and_resyncs(
         sim.model.set_tray(0, 2, tray_type="PETG", color="FF0000FF", remain=42)
         sim.drop_connections()
         await log.wait_for(EventKind.DISCONNECTED)
-        await log.wait_for(EventKind.CONNECTED)
+        await log.wait_for(EventKind.RECONNECTED)
+        await log.wait_for(EventKind.RESYNCED)
         # After the reconnect: get_version + pushall again.
         await sim.model.wait_until(
             lambda m: m.logged_commands().count(("pushing", "pushall")) >= 2, timeout=5
@@ -270,12 +271,12 @@ async def test_job_events_exactly_once_across_reconnects(
         await log.wait_for(EventKind.JOB_STARTED)
         await log.wait_for(EventKind.LAYER_CHANGED, 2)
         sim.drop_connections()  # a reconnect mid-print
-        await log.wait_for(EventKind.CONNECTED)
+        await log.wait_for(EventKind.RECONNECTED)
         await log.wait_for(EventKind.JOB_FINISHED, timeout=20)
         # The final state repeats (deltas, a resync, another reconnect): no second event.
         await printer.refresh()
         sim.drop_connections()
-        await log.wait_for(EventKind.CONNECTED, 2)
+        await log.wait_for(EventKind.RECONNECTED, 2)
         await printer.wait_for_state()
         await printer.refresh()
         kinds = log.kinds()
@@ -378,20 +379,20 @@ async def test_close_while_connecting_leaves_no_session_behind(sim: SimulatedPri
 async def test_a_failing_report_handler_does_not_end_the_session(
     sim: SimulatedPrinter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bambu_lan.printer import PrinterConnection
+    from bambu_lan.protocol.core import PrinterCore, Step
 
-    original = PrinterConnection._merge
+    original = PrinterCore.feed
     failures = {"left": 1}
 
-    def merge_failing_once(self: PrinterConnection, body: dict[str, Any]) -> None:
+    def feed_failing_once(self: PrinterCore, payload: bytes, now: float) -> Step:
         if failures["left"]:
             failures["left"] -= 1
             raise RuntimeError("injected handler bug")
-        original(self, body)
+        return original(self, payload, now)
 
     async with client_for(sim) as printer:
         await printer.wait_for_state()
-        monkeypatch.setattr(PrinterConnection, "_merge", merge_failing_once)
+        monkeypatch.setattr(PrinterCore, "feed", feed_failing_once)
         sim.model.set_tray(0, 3, tray_type="ASA", color="123456FF", remain=9)
         await wait_for(printer, lambda: printer.status.handler_errors == 1)
         sim.model.set_tray(0, 3, tray_type="PC", color="123456FF", remain=8)

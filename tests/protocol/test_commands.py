@@ -32,7 +32,6 @@ def test_pushall() -> None:
     assert command.payload("7") == {
         "pushing": {"sequence_id": "7", "command": "pushall", "version": 1, "push_target": 1}
     }
-    assert command.expects_reply is False
     assert command.label == "pushing.pushall"
 
 

@@ -125,11 +125,12 @@ def test_a_delta_before_the_first_full_report_is_not_a_job_start() -> None:
     feed = Feed()
     # After connecting, an idle-cadence delta can arrive before the pushall reply.
     assert feed.delta(wifi_signal="-51dBm") == []
-    # The full report shows a job already running: first sight, not a start.
-    assert feed.full(IDLE, PREPARE, RUNNING, layer_num=2) == []
+    # The full report shows a job already running: announced once, as found at connect.
+    found = feed.full(IDLE, PREPARE, RUNNING, layer_num=2)
+    assert kinds(found) == [K.JOB_STARTED] and found[0].data["present_at_connect"] is True
     feed.delta(layer_num=3)
     feed.delta(FINISH)
-    assert feed.kinds() == [K.LAYER_CHANGED, K.JOB_FINISHED]
+    assert feed.kinds() == [K.JOB_STARTED, K.LAYER_CHANGED, K.JOB_FINISHED]
 
 
 def test_a_delta_before_the_first_full_report_then_finish_is_never_reported() -> None:
@@ -166,7 +167,7 @@ def test_a_job_that_vanished_to_idle_does_not_hide_the_next_start(feed: Feed) ->
     no job, so the next one with the same name is announced."""
     feed.delta(PREPARE)
     feed.delta(RUNNING, layer_num=1)
-    feed.delta(IDLE)
+    assert kinds(feed.delta(IDLE)) == [K.JOB_ENDED]
     before = len(feed.events)
     feed.delta(PREPARE)
     assert kinds(feed.events[before:]) == [K.JOB_STARTED]
@@ -239,18 +240,75 @@ def test_stop_requested_before_a_job_does_not_cancel_the_next_one(feed: Feed) ->
     assert kinds(feed.delta(gcode_state="FAILED")) == [K.JOB_FAILED]
 
 
-def test_first_sight_of_a_running_job_reports_its_end_but_not_its_start() -> None:
+def test_first_sight_of_a_running_job_is_announced_as_present_then_its_end() -> None:
     feed = Feed()
-    assert feed.full(IDLE, PREPARE, RUNNING, layer_num=1) == []
+    found = feed.full(IDLE, PREPARE, RUNNING, layer_num=1)
+    assert kinds(found) == [K.JOB_STARTED]
+    assert found[0].data["present_at_connect"] is True
+    assert found[0].message == "cube in progress"
     feed.delta(layer_num=2)
     feed.delta(FINISH)
-    assert feed.kinds() == [K.LAYER_CHANGED, K.JOB_FINISHED]
+    assert feed.kinds() == [K.JOB_STARTED, K.LAYER_CHANGED, K.JOB_FINISHED]
+    assert feed.full() == [] and feed.delta(FINISH) == []  # resyncs repeat nothing
 
 
 def test_first_sight_of_a_paused_job_then_resume() -> None:
     feed = Feed()
-    assert feed.full(IDLE, PREPARE, gcode_state="PAUSE") == []
+    assert kinds(feed.full(IDLE, PREPARE, gcode_state="PAUSE")) == [K.JOB_STARTED]
     assert kinds(feed.delta(gcode_state="RUNNING")) == [K.JOB_RESUMED]
+
+
+def test_another_job_after_an_outage_ends_the_old_one_first(feed: Feed) -> None:
+    """Job A finished and job B started while we were away: the resync shows B running."""
+    feed.delta(PREPARE)
+    feed.delta(RUNNING, layer_num=1)
+    found = feed.full(
+        IDLE, gcode_state="RUNNING", gcode_file="vase.3mf", subtask_name="vase", layer_num=4
+    )
+    assert kinds(found) == [K.JOB_ENDED, K.JOB_STARTED]
+    assert found[0].data == {"file": "cube.3mf", "outcome": "unknown"}
+    assert "cube" in found[0].message
+    assert found[1].data["file"] == "vase.3mf" and "present_at_connect" not in found[1].data
+    assert feed.full() == []
+    assert kinds(feed.delta(FINISH)) == [K.JOB_FINISHED]
+    assert feed.kinds().count(K.JOB_ENDED) == 1
+
+
+def test_the_same_file_printed_again_is_told_apart_by_its_task_id(feed: Feed) -> None:
+    feed.delta(PREPARE, subtask_id="101")
+    feed.delta(RUNNING, layer_num=2)
+    found = feed.full(IDLE, PREPARE, RUNNING, subtask_id="102", layer_num=1)
+    assert kinds(found) == [K.JOB_ENDED, K.JOB_STARTED]
+
+
+def test_a_job_ids_filled_in_during_prepare_is_the_same_job(feed: Feed) -> None:
+    feed.delta(PREPARE, subtask_id="0")
+    feed.delta(RUNNING, subtask_id="555")
+    assert feed.kinds() == [K.JOB_STARTED]
+
+
+def test_another_job_already_finished_after_an_outage_ends_ours_only(feed: Feed) -> None:
+    feed.delta(PREPARE)
+    feed.delta(RUNNING, layer_num=1)
+    found = feed.full(IDLE, FINISH, gcode_file="vase.3mf", subtask_name="vase")
+    assert kinds(found) == [K.JOB_ENDED]
+    assert feed.full() == [] and feed.delta(IDLE) == []
+
+
+def test_a_job_that_vanishes_to_idle_ends_with_outcome_unknown_once(feed: Feed) -> None:
+    feed.delta(PREPARE)
+    feed.delta(RUNNING, layer_num=1)
+    ended = feed.delta(IDLE)
+    assert kinds(ended) == [K.JOB_ENDED] and ended[0].data["outcome"] == "unknown"
+    assert feed.full() == [] and feed.delta(IDLE) == []
+
+
+def test_alerts_at_connect_are_marked_later_ones_not() -> None:
+    feed = Feed()
+    at_connect = feed.full(IDLE, hms=[HMS_BED])
+    assert at_connect[0].data["present_at_connect"] is True
+    later = feed.delta(hms=[HMS_BED, HMS_VERIFY])
+    assert kinds(later) == [K.HMS_RAISED] and "present_at_connect" not in later[0].data
 
 
 @pytest.mark.parametrize("end", ["FINISH", "FAILED"])

@@ -7,7 +7,6 @@ Nothing is faked between the two: the view talks to the simulator over real TLS 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from pathlib import Path
 
@@ -56,11 +55,10 @@ def demo(duration: float, layers: int, model: str, plain: bool) -> None:
     \b
     To try the other commands against a simulator that keeps running, use `bambu-lan sim`.
     """
-    with contextlib.suppress(KeyboardInterrupt):
-        from bambu_lan.cli.options import run
+    from bambu_lan.cli.options import run
 
-        with tempfile.TemporaryDirectory(prefix="bambu-lan-demo-") as cert_dir:
-            run(_demo(Path(cert_dir), duration, layers, model, plain))
+    with tempfile.TemporaryDirectory(prefix="bambu-lan-demo-") as cert_dir:
+        run(_demo(Path(cert_dir), duration, layers, model, plain))
 
 
 async def _demo(cert_dir: Path, duration: float, layers: int, model: str, plain: bool) -> None:
@@ -74,8 +72,8 @@ async def _demo(cert_dir: Path, duration: float, layers: int, model: str, plain:
     sim = SimulatedPrinter(model, cert_dir=cert_dir, time_scale=time_scale, dev_mode=True)
     async with sim:
         printer = Printer(sim.host, sim.serial, sim.access_code, port=sim.port, ca_file=sim.ca_path)
+        updates = printer.updates()  # the whole story, from the first connection on
         async with printer:
-            await printer.wait_for_state()
             display = make_display(plain=True if plain else None)
             loop = asyncio.get_running_loop()
 
@@ -91,11 +89,12 @@ async def _demo(cert_dir: Path, duration: float, layers: int, model: str, plain:
             result = await follow(
                 printer,
                 display,
+                updates=updates,
                 label=sim.serial,
                 title=f"simulated {sim.profile.product_name} (demo)",
                 footer="Ctrl-C to quit",
                 until=lambda event: event.kind in TERMINAL_KINDS,
-                # A moment of the idle printer first; the events are subscribed to by then.
+                # A moment of the idle printer first.
                 on_start=lambda: loop.call_later(min(1.0, duration / 20), start_print),
                 # A safety net only: the print ends well before this.
                 duration=duration * 3 + 30,

@@ -6,6 +6,7 @@ Subcommands live in their own modules and are imported only when used, so that
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from typing import Any
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`watch --json | head -1`): end quietly, as `yes | head` does.
+        _silence_stdout()
+        sys.exit(141)
     except BambuError as exc:
         if debug:
             raise
@@ -109,6 +114,16 @@ def main(argv: list[str] | None = None) -> Any:
 
         echo_error(exc, hint_for(exc))
         sys.exit(2)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot raise a
+    second BrokenPipeError ("Exception ignored ...") on the closed pipe."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _usage_hint(exc: click.ClickException) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,6 +19,7 @@ from bambu_lan.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from bambu_lan.cli.view import Snapshot
     from bambu_lan.config import PrinterConfig
     from bambu_lan.printer import Printer
     from bambu_lan.protocol.events import Event
@@ -111,9 +111,14 @@ async def _status(cfg: PrinterConfig, as_json: bool, timeout: float, plain: bool
     from bambu_lan.cli.view import Snapshot, print_once
     from bambu_lan.printer import Printer
 
-    async with Printer.from_config(cfg) as printer:
-        state = await printer.wait_for_state(timeout)
-        await wait_for_info(printer, INFO_WAIT)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    # --timeout covers everything: a busy or starting printer is waited for until then.
+    printer = Printer.from_config(cfg)
+    try:
+        await printer.connect(timeout=timeout)
+        state = await printer.wait_for_state(max(0.1, deadline - loop.time()))
+        await wait_for_info(printer, min(INFO_WAIT, max(0.0, deadline - loop.time())))
         state = printer.state or state
         if as_json:
             echo_json(state_json(printer, state))
@@ -122,6 +127,8 @@ async def _status(cfg: PrinterConfig, as_json: bool, timeout: float, plain: bool
             label=cfg.label, state=state, status=printer.status, info=printer.info, events=()
         )
         print_once(snap, plain=plain)
+    finally:
+        await printer.close()
 
 
 # --- watch ----------------------------------------------------------------------------------
@@ -163,23 +170,25 @@ def watch(
     change of job state, progress, layer, stage, speed, light, alerts or connection, and one
     line per event. With --json: one JSON object per line, flushed:
       {"type": "state", ...}   the full state (as `status --json`), at most once per --interval
-      {"type": "event", ...}   job started/paused/finished/failed, HMS raised/cleared,
-                               connected/disconnected
-    A dropped connection is shown and the watch goes on: the library reconnects by itself.
+      {"type": "event", ...}   job started/paused/finished/failed/ended, HMS raised/cleared,
+                               connected/retrying/disconnected/reconnected/resynced/silent
+    A job or alert already there when the watch connects is announced once, with
+    "present_at_connect": true. A busy printer (at its session limit, starting up, off) is
+    waited for, with a "retrying" line saying why; a dropped connection is shown and the
+    watch goes on. Only a wrong access code or a changed certificate stops it.
     """
     with json_errors(as_json):
         cfg = conn.resolve()
-        with contextlib.suppress(KeyboardInterrupt):
-            run(
-                _watch(
-                    cfg,
-                    as_json=as_json,
-                    duration=duration,
-                    interval=interval,
-                    plain=plain,
-                    max_events=max_events,
-                )
+        run(
+            _watch(
+                cfg,
+                as_json=as_json,
+                duration=duration,
+                interval=interval,
+                plain=plain,
+                max_events=max_events,
             )
+        )
 
 
 async def _watch(
@@ -191,104 +200,60 @@ async def _watch(
     plain: bool,
     max_events: int | None,
 ) -> None:
-    from bambu_lan.cli.view import follow, make_display
+    from bambu_lan.cli.view import Display, follow, make_display
     from bambu_lan.errors import ConnectError
     from bambu_lan.printer import Printer
 
-    async with Printer.from_config(cfg) as printer:
-        if as_json:
-            reason = await _watch_json(printer, duration, interval, max_events)
-        else:
-            await printer.wait_for_state()
-            display = make_display(plain=True if plain else None)
-            result = await follow(
-                printer,
-                display,
-                label=cfg.label,
-                footer="Ctrl-C to quit",
-                duration=duration,
-                max_events=max_events,
-            )
-            reason = result.reason
-        if reason == "failed":
-            raise ConnectError(
-                f"gave up on {cfg.label}: {printer.status.last_error}",
-                hint="check the access code and the printer's identity with `bambu-lan doctor`",
-            )
+    printer = Printer.from_config(cfg)
+    # The stream exists before the first connection attempt: retries, the connection, and a
+    # job or alert found at connect are all part of what the watch shows.
+    updates = printer.updates()
+    printer.start()
+    display: Display = (
+        JsonLines(printer) if as_json else make_display(plain=True if plain else None)
+    )
+    try:
+        result = await follow(
+            printer,
+            display,
+            updates=updates,
+            label=cfg.label,
+            footer="Ctrl-C to quit",
+            duration=duration,
+            max_events=max_events,
+            state_interval=interval if as_json else 0.0,
+        )
+    finally:
+        await printer.close()
+    if result.reason == "failed":
+        error = result.error
+        if isinstance(error, ConnectError) and not error.retryable:
+            raise error
+        raise ConnectError(
+            f"gave up on {cfg.label}: {error or 'the connection failed'}",
+            hint="check the access code and the printer's identity with `bambu-lan doctor`",
+        )
 
 
-async def _watch_json(
-    printer: Printer, duration: float | None, interval: float, max_events: int | None
-) -> str:
-    """JSON lines until the duration ends, max_events events were printed, or the session
-    gave up; returns which."""
-    first = await printer.wait_for_state()
-    await wait_for_info(printer, INFO_WAIT)
-    first = printer.state or first
-    changed = asyncio.Event()
-    done = asyncio.Event()
-    reason = "closed"
-    sent_state: PrinterState | None = first
-    sent_link = printer.status.state.value
-    sent_at = time.monotonic()
-    count = 0
+class JsonLines:
+    """The watch's ``--json`` face: one object per line, flushed. A state line when the
+    state or the connection changed (complete states only), an event line per event."""
 
-    def emit_event(event: Event) -> None:
+    def __init__(self, printer: Printer) -> None:
+        self._printer = printer
+        self._sent: tuple[object, str] | None = None
+
+    def update(self, snap: Snapshot) -> None:
+        state, status = snap.state, snap.status
+        if state is None or not state.complete:
+            return
+        key = (state, status.state.value if status else "")
+        if key != self._sent:
+            self._sent = key
+            echo_json({"type": "state", **state_json(self._printer, state)})
+
+    def event(self, event: Event) -> None:
         echo_json({"type": "event", **event.to_dict()})
 
-    async def events() -> None:
-        nonlocal count, reason
-        async for event in printer.events():
-            emit_event(event)
-            changed.set()
-            count += 1
-            if max_events is not None and count >= max_events:
-                reason = "max_events"
-                done.set()
-                return
-
-    async def states() -> None:
-        async for _ in printer.states():
-            changed.set()
-
-    async def emit_states() -> None:
-        nonlocal sent_state, sent_link, sent_at, reason
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await changed.wait()
-            changed.clear()
-            delay = sent_at + interval - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)  # throttle: the latest state after the pause
-            state, link = printer.state, printer.status.state.value
-            if state is not None and (state is not sent_state or link != sent_link):
-                echo_json({"type": "state", **state_json(printer, state)})
-                sent_state, sent_link, sent_at = state, link, time.monotonic()
-            if link == "failed":
-                reason = "failed"
-                done.set()
-                return
-
-    async def timer() -> None:
-        nonlocal reason
-        if duration is not None:
-            await asyncio.sleep(duration)
-            reason = "duration"
-            done.set()
-
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(events())]
-        # One turn of the loop: events() subscribes before the first line goes out, so a
-        # reader that acts on that line (a test dropping the connection) misses no event.
-        await asyncio.sleep(0)
-        echo_json({"type": "state", **state_json(printer, first)})
-        tasks += [
-            group.create_task(states()),
-            group.create_task(emit_states()),
-            group.create_task(timer()),
-        ]
-        await done.wait()
-        for task in tasks:
-            task.cancel()
-    return reason
+    def close(self, snap: Snapshot | None) -> None:
+        pass

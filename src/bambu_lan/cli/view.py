@@ -17,7 +17,7 @@ import contextlib
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.table import Table
 
-    from bambu_lan.printer import Printer
+    from bambu_lan.printer import Printer, Update
     from bambu_lan.protocol.events import Event
     from bambu_lan.protocol.state import AmsUnit, Nozzle, PrinterInfo, PrinterState, Tray
     from bambu_lan.session import ConnectionStatus
@@ -584,6 +584,7 @@ class FollowResult:
     reason: str  # "event", "duration", "max_events", "failed", "closed"
     last_event: Event | None = None
     events: list[Event] = field(default_factory=list)
+    error: BaseException | None = None  # for "failed": why the connection gave up
 
 
 async def follow(
@@ -591,23 +592,37 @@ async def follow(
     display: Display,
     *,
     label: str,
+    updates: AsyncIterator[Update] | None = None,
     title: str = "",
     footer: str = "",
     until: Callable[[Event], bool] | None = None,
     duration: float | None = None,
     max_events: int | None = None,
     tick: float = 0.5,
-    initial_events: Sequence[Event] = (),
+    state_interval: float = 0.0,
     on_start: Callable[[], object] | None = None,
 ) -> FollowResult:
-    """Show ``printer`` on ``display`` until ``until(event)`` is true, ``duration`` seconds
-    pass, ``max_events`` events were seen, or the printer is closed. Disconnects are shown
-    (the connection line, a ``disconnected`` event) and the view keeps going: the library
-    reconnects by itself. ``on_start`` runs once the event subscription is in place."""
-    recent: deque[Event] = deque(initial_events, maxlen=MAX_EVENTS_SHOWN)
+    """Render ``printer``'s update stream on ``display`` until ``until(event)`` is true,
+    ``duration`` seconds pass, ``max_events`` events were seen, or the stream ends.
+
+    ``updates`` should be made (``printer.updates()``) before the printer starts, so the
+    view tells the whole story: retries, the connection, a job or alert found at connect.
+    Events are shown as they come; frames at most every ``state_interval`` seconds and at
+    least every ``tick`` (ages tick on). A wrong access code or identity before the first
+    connection ends the view at once (reason "failed"); later drops are shown and the
+    library reconnects by itself.
+    """
+    from bambu_lan.printer import UpdateStream
+    from bambu_lan.protocol.state import PrinterState
+
+    stream = updates if updates is not None else printer.updates()
+    recent: deque[Event] = deque(maxlen=MAX_EVENTS_SHOWN)
     result = FollowResult(reason="closed")
-    changed = asyncio.Event()
-    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    deadline = None if duration is None else loop.time() + duration
+    connected = False
+    dirty = True  # something changed since the last frame
+    drawn_at = -1e9
 
     def snapshot() -> Snapshot:
         status = None
@@ -623,62 +638,62 @@ async def follow(
             footer=footer,
         )
 
-    async def watch_events() -> None:
-        async for event in printer.events():
-            recent.append(event)
-            result.events.append(event)
-            display.event(event)
-            changed.set()
-            if until is not None and until(event):
-                result.reason, result.last_event = "event", event
-                done.set()
-                return
-            if max_events is not None and len(result.events) >= max_events:
-                result.reason, result.last_event = "max_events", event
-                done.set()
-                return
-        done.set()
+    def on_event(event: Event) -> bool:
+        """Show one event; True when the view should end."""
+        nonlocal connected
+        recent.append(event)
+        result.events.append(event)
+        display.event(event)
+        kind = event.kind.value
+        if kind in ("connected", "reconnected"):
+            connected = True
+        if kind == "retrying" and not connected and not event.data.get("retryable", True):
+            result.reason, result.error = "failed", printer.status.error
+            return True
+        if until is not None and until(event):
+            result.reason, result.last_event = "event", event
+            return True
+        if max_events is not None and len(result.events) >= max_events:
+            result.reason, result.last_event = "max_events", event
+            return True
+        return False
 
-    async def watch_states() -> None:
-        async for _ in printer.states():
-            changed.set()
-        done.set()
-
-    async def draw() -> None:
-        # Tasks take their first step in creation order: watch_events() has subscribed.
-        if on_start is not None:
-            on_start()
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(tick):
-                    await changed.wait()
-            changed.clear()
-            snap = snapshot()
-            display.update(snap)
-            if snap.status is not None and snap.status.state.value == "failed":
-                result.reason = "failed"  # the library gave up (access code, identity)
-                done.set()
-                return
-
-    async def timer() -> None:
-        if duration is not None:
-            await asyncio.sleep(duration)
-            result.reason = "duration"
-            done.set()
-
+    iterator = aiter(stream)
     display.update(snapshot())
+    if on_start is not None:
+        on_start()
     try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(watch_events()),
-                group.create_task(watch_states()),
-                group.create_task(draw()),
-                group.create_task(timer()),
-            ]
-            await done.wait()
-            for task in tasks:
-                task.cancel()
+        while True:
+            now = loop.time()
+            wait = tick
+            if dirty:
+                wait = min(wait, max(0.0, drawn_at + state_interval - now))
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - now))
+            item: Update | None = None
+            try:
+                async with asyncio.timeout(wait):
+                    item = await anext(iterator)
+            except TimeoutError:
+                pass
+            except StopAsyncIteration:
+                if printer.status.state.value == "failed":
+                    result.reason, result.error = "failed", printer.status.error
+                break
+            if item is not None:
+                dirty = True
+                if not isinstance(item, PrinterState) and on_event(item):
+                    break
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                result.reason = "duration"
+                break
+            if now - drawn_at >= state_interval and (dirty or now - drawn_at >= tick):
+                display.update(snapshot())
+                dirty, drawn_at = False, now
     finally:
         # Also on Ctrl-C: the last frame stays on screen and the terminal is restored.
+        if isinstance(stream, UpdateStream):
+            stream.close()
         display.close(snapshot())
     return result

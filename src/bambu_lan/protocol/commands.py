@@ -38,7 +38,6 @@ class Command:
     cls: str  # top-level key: print, system, pushing, info
     name: str  # command name
     params: Mapping[str, Any] = field(default_factory=dict)
-    expects_reply: bool = True
     qos: int = 0
     # When the printer does not answer (some firmware answers pause only through state),
     # this tells from a snapshot that the command took effect.
@@ -56,11 +55,11 @@ class Command:
 
 
 def pushall() -> Command:
-    return Command("pushing", "pushall", {"version": 1, "push_target": 1}, expects_reply=False)
+    return Command("pushing", "pushall", {"version": 1, "push_target": 1})
 
 
 def start_pushing() -> Command:
-    return Command("pushing", "start", expects_reply=False)
+    return Command("pushing", "start")
 
 
 def get_version() -> Command:

@@ -1,8 +1,14 @@
 """Events derived from successive snapshots: what a person or a farm monitor wants to hear.
 
-A job's terminal event (finished, failed, cancelled) is delivered exactly once, however many
-times the printer repeats its final state: across deltas, ``msg:0`` resyncs and reconnects.
-That is why job tracking keeps its own memory instead of diffing two snapshots only.
+A job's terminal event (finished, failed, cancelled, or ``job_ended`` when it vanished unseen)
+is delivered exactly once, however many times the printer repeats its final state: across
+deltas, ``msg:0`` resyncs and reconnects. That is why job tracking keeps its own memory instead
+of diffing two snapshots only.
+
+A job or an HMS alert already there at the first full report is announced once, with
+``present_at_connect: true`` in the event's data. A job whose identity (file, name, task ids)
+changes while it was active ends (``job_ended``, outcome ``unknown``) before the new one starts:
+that is what a job finishing and another starting while we were away looks like.
 """
 
 from __future__ import annotations
@@ -17,20 +23,47 @@ from bambu_lan.protocol.state import JobState, PrinterState
 
 
 class EventKind(StrEnum):
-    CONNECTED = "connected"
+    CONNECTED = "connected"  # the first accepted connection
+    RECONNECTED = "reconnected"  # a later one, after a drop
     DISCONNECTED = "disconnected"
+    RETRYING = "retrying"  # a connection attempt failed for a passing reason; next try soon
+    RESYNCED = "resynced"  # the first full report after a reconnect (or a silence) arrived
+    SILENT = "silent"  # the watchdog heard nothing for a while and asked for data
     JOB_STARTED = "job_started"
     JOB_PAUSED = "job_paused"
     JOB_RESUMED = "job_resumed"
     JOB_FINISHED = "job_finished"
     JOB_FAILED = "job_failed"
     JOB_CANCELLED = "job_cancelled"
+    JOB_ENDED = "job_ended"  # ended unseen (we were away, or it vanished): outcome unknown
     LAYER_CHANGED = "layer_changed"
     HMS_RAISED = "hms_raised"
     HMS_CLEARED = "hms_cleared"
 
 
-TERMINAL_KINDS = frozenset({EventKind.JOB_FINISHED, EventKind.JOB_FAILED, EventKind.JOB_CANCELLED})
+TERMINAL_KINDS = frozenset(
+    {EventKind.JOB_FINISHED, EventKind.JOB_FAILED, EventKind.JOB_CANCELLED, EventKind.JOB_ENDED}
+)
+
+# Report keys that tell one job from the next besides its file and name ("0" or "": none).
+_JOB_ID_KEYS = ("job_id", "task_id", "subtask_id")
+
+
+def _job_key(state: PrinterState) -> tuple[str, str, str]:
+    raw = state.raw
+    ident = ""
+    for key in _JOB_ID_KEYS:
+        value = raw.get(key)
+        if value not in (None, "", "0", 0):
+            ident = f"{key}={value}"
+            break
+    return (state.job.file, state.job.name, ident)
+
+
+def _same_job(old: tuple[str, str, str], new: tuple[str, str, str]) -> bool:
+    """True when ``new`` is ``old`` with blanks filled in (the printer names the job during
+    PREPARE); any part that was known and now differs means another job."""
+    return all(not a or a == b for a, b in zip(old, new, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +89,15 @@ class EventTracker:
 
     def __init__(self, serial: str) -> None:
         self.serial = serial
-        self._job_key: tuple[str, str] | None = None  # the job we are following
+        self._job_key: tuple[str, str, str] | None = None  # the job we are following
+        self._job_label = ""
         self._job_terminal = False  # its terminal event was delivered
         self._last: PrinterState | None = None
         # The last snapshot whose job state was known: a delta that arrives before the first
         # full report has no gcode_state, and must not make the job in that report look new.
         self._last_known: PrinterState | None = None
         self._cancel_requested = False
+        self._complete_seen = False  # a full report has been seen (later alerts are news)
 
     def note_stop_requested(self) -> None:
         """We sent print.stop: a FAILED that follows is a cancellation even if print_error is
@@ -73,34 +108,71 @@ class EventTracker:
         old = self._last
         self._last = new
         events: list[Event] = []
+        at_connect = new.complete and not self._complete_seen
         if new.job.state is not JobState.UNKNOWN:
             known = self._last_known
-            # An unchanged job section (the same object) cannot make a job event.
-            if known is None or known.job is not new.job:
+            # An unchanged job section (the same object) cannot make a job event, unless the
+            # job ids (raw keys, no section of their own) changed with it.
+            if known is None or known.job is not new.job or _job_key(known) != _job_key(new):
                 self._job_events(known, new, events)
             self._last_known = new
         if old is None or old.hms is not new.hms:
-            self._hms_events(old, new, events)
+            self._hms_events(old, new, events, at_connect)
+        if at_connect:
+            self._complete_seen = True
         return events
 
     def _event(self, kind: EventKind, message: str, **data: Any) -> Event:
         return Event(kind=kind, serial=self.serial, message=message, data=data)
 
+    def _end_unseen(self, why: str, out: list[Event]) -> None:
+        """The followed job is gone without a terminal state we saw."""
+        if self._job_key is not None and not self._job_terminal:
+            self._job_terminal = True
+            label = self._job_label or "job"
+            out.append(
+                self._event(
+                    EventKind.JOB_ENDED,
+                    f"{label} ended ({why}; outcome unknown)",
+                    file=self._job_key[0],
+                    outcome="unknown",
+                )
+            )
+
     def _job_events(self, old: PrinterState | None, new: PrinterState, out: list[Event]) -> None:
         job = new.job
-        key = (job.file, job.name)
+        key = _job_key(new)
         old_state = old.job.state if old is not None else None
         label = job.name or job.file or "job"
+        if (
+            self._job_key is not None
+            and not self._job_terminal
+            and not _same_job(self._job_key, key)
+            and (job.state.active or job.state in (JobState.FINISH, JobState.FAILED))
+        ):
+            # Another job is on the printer: ours ended while we were not looking.
+            self._end_unseen("another job is on the printer", out)
+            self._job_key = None
         if job.state.active:
             if self._job_key is None and old is None:
-                # First sight of a job already underway: follow it, announce nothing new.
-                self._job_key, self._job_terminal = key, False
+                # First sight of a job already underway: announce it once, as found.
+                self._job_key, self._job_terminal, self._job_label = key, False, label
+                out.append(
+                    self._event(
+                        EventKind.JOB_STARTED,
+                        f"{label} in progress",
+                        file=job.file,
+                        name=job.name,
+                        total_layers=job.total_layers,
+                        present_at_connect=True,
+                    )
+                )
             elif (
                 self._job_key is None
                 or self._job_terminal
                 or (self._job_key != key and old_state is not None and not old_state.active)
             ):
-                self._job_key, self._job_terminal = key, False
+                self._job_key, self._job_terminal, self._job_label = key, False, label
                 self._cancel_requested = False
                 out.append(
                     self._event(
@@ -112,7 +184,8 @@ class EventTracker:
                     )
                 )
             elif self._job_key != key:
-                self._job_key = key  # the printer filled in the name during PREPARE
+                # The printer filled in the name during PREPARE.
+                self._job_key, self._job_label = key, label
             if old_state is JobState.RUNNING and job.state is JobState.PAUSE:
                 reason = new.print_error.text if new.print_error else job.stage
                 out.append(
@@ -127,6 +200,7 @@ class EventTracker:
                 out.append(self._event(EventKind.JOB_RESUMED, f"{label} resumed"))
             if (
                 old is not None
+                and not (out and out[-1].kind is EventKind.JOB_STARTED)  # a new job's layer
                 and old.job.state.active
                 and job.layer != old.job.layer
                 and job.layer > 0
@@ -174,9 +248,12 @@ class EventTracker:
         if job.state is JobState.IDLE and self._job_key is not None:
             # Back to idle, after the terminal state or without one we saw (a reboot, a missed
             # report): there is no job now, so a later job with the same name is new.
+            self._end_unseen("the printer is idle", out)
             self._job_key = None
 
-    def _hms_events(self, old: PrinterState | None, new: PrinterState, out: list[Event]) -> None:
+    def _hms_events(
+        self, old: PrinterState | None, new: PrinterState, out: list[Event], at_connect: bool
+    ) -> None:
         old_codes = {a.code: a for a in old.hms} if old is not None else {}
         new_codes = {a.code: a for a in new.hms}
         if old_codes.keys() == new_codes.keys():
@@ -192,6 +269,7 @@ class EventTracker:
                         severity=alert.severity,
                         text=alert.text,
                         wiki_url=alert.wiki_url,
+                        **({"present_at_connect": True} if at_connect else {}),
                     )
                 )
         for code in old_codes:

@@ -584,7 +584,7 @@ class Sections:
             attr, code = item.get("attr"), item.get("code")
             if isinstance(attr, int) and isinstance(code, int) and attr and code:
                 if not (hms_in_range(attr) and hms_in_range(code)):
-                    self._read._bad("hms", item)  # malformed: counted, never formatted
+                    self._read._bad("hms", item)  # noqa: SLF001 - counted, never formatted
                     continue
                 alerts.append(decode_hms(attr, code, series))
         return tuple(alerts)

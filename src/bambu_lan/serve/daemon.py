@@ -326,7 +326,7 @@ class Daemon:
                 hint="another program uses that port: pick another with --http-port / "
                 "--metrics-port",
             ) from None
-        server = site._server  # aiohttp has no public accessor for the bound port
+        server = site._server  # noqa: SLF001 - aiohttp has no public accessor for the port
         sockets = getattr(server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else port
 

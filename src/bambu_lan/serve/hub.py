@@ -239,7 +239,7 @@ class Hub:
 
     def publish_event(self, watched: WatchedPrinter, event: Event) -> None:
         watched.events_seen += 1
-        if event.kind is EventKind.CONNECTED:
+        if event.kind in (EventKind.CONNECTED, EventKind.RECONNECTED):
             watched.online, watched.online_since, watched.offline_since = True, time.time(), None
         elif event.kind is EventKind.DISCONNECTED:
             watched.online, watched.online_since, watched.offline_since = False, None, time.time()

@@ -316,8 +316,8 @@ class MqttBridge(Sink):
         out = self._out.get(printer.serial)
         if out is None:
             return
-        if event.kind in (EventKind.CONNECTED, EventKind.DISCONNECTED):
-            online = event.kind is EventKind.CONNECTED
+        if event.kind in (EventKind.CONNECTED, EventKind.RECONNECTED, EventKind.DISCONNECTED):
+            online = event.kind is not EventKind.DISCONNECTED
             self._publish(
                 out.topics.availability, b"online" if online else b"offline", qos=1, retain=True
             )

@@ -46,6 +46,7 @@ import contextlib
 import dataclasses
 import enum
 import hmac
+import json
 import logging
 import math
 import random
@@ -582,6 +583,7 @@ class Broker:
         self.events: collections.deque[tuple[str, str]] = collections.deque(maxlen=500)
         # Faults.
         self._connack_delay: float | None = None
+        self.unanswered: frozenset[str] = frozenset()  # request commands ignored (a fault)
         self._boot_until = 0.0
         self._silence_recovery: SilenceRecovery | None = None
         self.omitting_puback = False
@@ -681,6 +683,8 @@ class Broker:
             # Only a permissive (X1) broker lets anyone subscribe to /request and watch.
             self._deliver(packet.topic, packet.payload)
             handler = self.request_handler
+            if self.unanswered and _command_of(packet.payload) in self.unanswered:
+                handler = None  # a fault: the printer ignores this command
             if handler is not None:
                 try:
                     handler(packet.payload)
@@ -940,3 +944,18 @@ class Broker:
     def omit_puback(self, enabled: bool = True) -> None:
         """Stop (or resume) acknowledging QoS 1 publishes (one A1 report, protocol.md §3.3)."""
         self.omitting_puback = enabled
+
+    def leave_unanswered(self, *commands: str) -> None:
+        """Ignore requests with these command names (e.g. ``"get_version"``, as a busy printer
+        may); no names: answer everything again."""
+        self.unanswered = frozenset(commands)
+
+
+def _command_of(payload: bytes) -> str:
+    """The ``command`` of a request payload, "" when there is none (for fault matching)."""
+    try:
+        body = json.loads(payload)
+        (inner,) = body.values()
+        return str(inner.get("command", ""))
+    except (ValueError, AttributeError, TypeError):
+        return ""
