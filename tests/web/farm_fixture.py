@@ -104,6 +104,7 @@ async def running_farm(
                 cert_dir=cert_dir,
                 time_scale=time_scale,
                 seed=10 * (i + 1),
+                camera_port=0 if model in ("a1", "p1s") else None,  # X1C: RTSPS, not shown
             )
             await stack.enter_async_context(fleet)
             sims.extend(fleet.printers)
@@ -116,6 +117,7 @@ async def running_farm(
                 port=p.port,
                 trust=TrustConfig(ca_file=p.ca_path),
                 name=names[p.serial],
+                camera_port=p.camera_port,
             )
             for p in sims
         ]

@@ -99,6 +99,10 @@ async def test_farm_page_shows_12_cards(env: tuple[RunningFarm, Browser], tmp_pa
     for group, members in groups.items():  # the summary line agrees with the cards
         assert summary[group] == sum(c["cls"] in members for c in cards), group
     assert summary["offline"] == 1
+    # Camera pictures on the A1 and P1S cards (the X1C streams RTSPS: none on its card).
+    a1, x1c = running.sims[1].serial, running.sims[10].serial
+    await page.wait_for(f"{_card(a1)}.querySelector('.snap img').naturalWidth > 0")
+    assert await page.eval(f"{_card(x1c)}.querySelector('.snap').hidden") is True
     assert await page.eval(f"{_card(running.sims[5].serial)}.dataset.cls") == "paused"
     assert await page.eval(f"{_card(running.sims[3].serial)}.dataset.cls") == "error"
     shot = await page.screenshot(tmp_path / "farm.png")
@@ -157,6 +161,8 @@ async def test_pause_after_login(env: tuple[RunningFarm, Browser], tmp_path: Pat
     await _log_in(page, running.url, f"/printer/{sim.serial}")
     await page.wait_for("document.getElementById('live-status').dataset.live === 'open'")
     assert sim.model.gcode_state == "RUNNING"
+    # The live camera: frames of the MJPEG stream arrive in the page.
+    await page.wait_for("document.querySelector('.camera img').naturalWidth > 0")
     await page.eval("document.getElementById('btn-pause').click()")
     answer = await page.wait_for(
         "document.getElementById('answer').textContent.startsWith('pause: accepted')"

@@ -229,3 +229,29 @@ async def live_changed(running: RunningFarm) -> None:
         await sub.queue.get()
     finally:
         running.live.unsubscribe(sub)
+
+
+async def test_camera_snapshot_and_live_stream(sim_cert_dir: Path) -> None:
+    layout = (("a1", 1), ("x1c", 1))
+    async with running_farm(sim_cert_dir, layout=layout) as running, _client() as http:
+        a1, x1c = running.sims
+        async with http.get(f"{running.url}printer/{a1.serial}/snapshot.jpg") as resp:
+            assert resp.status == 200 and resp.content_type == "image/jpeg"
+            assert (await resp.read())[:2] == b"\xff\xd8"
+        async with http.get(f"{running.url}printer/{a1.serial}") as resp:
+            assert "camera.mjpeg" in await resp.text()
+        async with http.get(f"{running.url}printer/{a1.serial}/camera.mjpeg") as resp:
+            assert resp.content_type == "multipart/x-mixed-replace"
+            frames = 0
+            while frames < 2:  # two pictures through the one shared upstream
+                part = await resp.content.readuntil(b"\r\n\r\n")
+                assert part.lstrip(b"\r\n").startswith(b"--bambulanframe")
+                length = int(part.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                assert (await resp.content.readexactly(length))[:2] == b"\xff\xd8"
+                frames += 1
+        # An X1C streams RTSPS: no picture on its card, no stream on its page.
+        assert running.live.cards[x1c.serial]["camera"] is False
+        async with http.get(f"{running.url}printer/{x1c.serial}/snapshot.jpg") as resp:
+            assert resp.status == 404
+        async with http.get(f"{running.url}printer/{x1c.serial}/camera.mjpeg") as resp:
+            assert resp.status == 404

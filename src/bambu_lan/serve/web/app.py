@@ -268,7 +268,7 @@ async def printer_page(request: web.Request) -> web.Response:
         jobs=jobs,
         answer=request.query.get("answer", ""),
         answer_ok=request.query.get("ok") == "1",
-        has_stream=dash.source.mjpeg(serial) is not None,
+        has_stream=bool(dash.live.cards[serial]["camera"]),
     )
 
 
@@ -332,7 +332,7 @@ async def camera(request: web.Request) -> web.StreamResponse:
                 b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
                 % (boundary.encode(), len(frame), frame)
             )
-    except (ConnectionResetError, ConnectionError):
+    except (ConnectionResetError, ConnectionError, BambuError):
         pass
     finally:
         closer = getattr(frames, "aclose", None)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bambu_lan.config import Secret
+from bambu_lan.errors import BambuError
 from bambu_lan.serve.hub import Hub, Sink, WatchedPrinter
 from bambu_lan.serve.web.auth import how_to_log_in
 from bambu_lan.serve.web.source import (
@@ -22,6 +24,7 @@ from bambu_lan.serve.web.source import (
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bambu_lan.camera import Camera, CameraFrame
     from bambu_lan.protocol.events import Event
     from bambu_lan.protocol.state import PrinterState
     from bambu_lan.serve.settings import ServeSettings
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bambu_lan.serve.web")
 
+SNAPSHOT_MAX_AGE = 5.0  # seconds a card picture is reused for other pages
+SNAPSHOT_TIMEOUT = 10.0
+CAMERA_RETRY = 60.0  # a camera that failed is tried again after this long
 TOKEN_ENV = "BAMBU_WEB_TOKEN"  # noqa: S105 (a variable name, not a secret)
 
 
@@ -44,6 +50,9 @@ class WebSink(Sink):
         self.hub: Hub | None = None
         self.jobs = JobLog()
         self._history_failed = False
+        self._snapshots: dict[str, tuple[float, bytes]] = {}
+        self._snapshot_tasks: dict[str, asyncio.Future[CameraFrame]] = {}
+        self._camera_failed: dict[str, float] = {}  # serial -> time.monotonic() of a failure
         self.dashboard: Dashboard | None = None
         # Changed serials: a set, so a page that is not being served never grows a backlog.
         self._changed: set[str] = set()
@@ -103,6 +112,7 @@ class WebSink(Sink):
                 state=watched.state,
                 online=watched.online,
                 connection=connection,
+                has_camera=self._has_camera(serial),
             )
         return out
 
@@ -161,11 +171,64 @@ class WebSink(Sink):
         ]
         return filter_jobs([*self.jobs.running(), *records], query)
 
+    def _camera(self, serial: str) -> Camera | None:
+        """The printer's JPEG camera (A1, P1); None for RTSPS models and unknown printers."""
+        from bambu_lan.camera import camera_kind
+
+        if self.hub is None or serial not in self.hub.printers:
+            return None
+        printer = self.hub.printers[serial].printer
+        info = printer.info
+        if camera_kind(serial, info.model_code if info else "") != "jpeg":
+            return None
+        return printer.camera
+
+    def _has_camera(self, serial: str) -> bool:
+        failed = self._camera_failed.get(serial)
+        if failed is not None and time.monotonic() - failed < CAMERA_RETRY:
+            return False
+        return self._camera(serial) is not None
+
     async def snapshot(self, serial: str) -> bytes | None:
-        return None
+        camera = self._camera(serial)
+        if camera is None:
+            return None
+        cached = self._snapshots.get(serial)
+        if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_MAX_AGE:
+            return cached[1]
+        pending = self._snapshot_tasks.get(serial)
+        if pending is None:  # one fetch per printer however many pages ask at once
+            pending = asyncio.ensure_future(camera.snapshot(timeout=SNAPSHOT_TIMEOUT))
+            self._snapshot_tasks[serial] = pending
+            pending.add_done_callback(lambda _: self._snapshot_tasks.pop(serial, None))
+        try:
+            frame = await asyncio.shield(pending)
+        except BambuError as exc:
+            if serial not in self._camera_failed:
+                log.info("web: no camera picture from %s: %s", serial, exc)
+            self._camera_failed[serial] = time.monotonic()
+            self._mark(serial)  # the card hides its picture
+            return None
+        if self._camera_failed.pop(serial, None) is not None:
+            self._mark(serial)
+        self._snapshots[serial] = (time.monotonic(), frame.jpeg)
+        return frame.jpeg
 
     def mjpeg(self, serial: str) -> AsyncIterator[bytes] | None:
-        return None
+        camera = self._camera(serial)
+        if camera is None:
+            return None
+        return _jpegs(camera)
+
+
+async def _jpegs(camera: Camera) -> AsyncIterator[bytes]:
+    """The camera's frames as JPEG bytes, from the shared upstream, until it fails."""
+    try:
+        with camera.frames() as frames:
+            async for frame in frames:
+                yield frame.jpeg
+    except BambuError as exc:
+        log.info("web: live camera of %s ended: %s", camera.config.label, exc)
 
 
 def create_sink(settings: ServeSettings) -> WebSink:

@@ -10,6 +10,10 @@
   root.querySelectorAll(".card[data-serial]").forEach(function (el) {
     cards.set(el.dataset.serial, el);
   });
+  // A picture that cannot be had hides its frame instead of showing a broken image.
+  root.querySelectorAll(".snap img").forEach(function (img) {
+    img.addEventListener("error", function () { img.parentNode.hidden = true; });
+  });
   var RANK = ["error", "paused", "printing", "finished", "idle", "connecting", "offline"];
   var groups = root.dataset.groups ? JSON.parse(root.dataset.groups) : {};
 
