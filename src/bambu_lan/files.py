@@ -329,8 +329,10 @@ class SyncStorage:
         folder = remote_path(folder)
         with self._op("list", folder) as ftp:
             lines = ftp.lines(f"LIST {folder}")
-        now = datetime.now()
-        entries = [e for line in lines if (e := parse_list_line(line, folder, now)) is not None]
+            now = datetime.now()
+            entries = [e for line in lines if (e := parse_list_line(line, folder, now)) is not None]
+            if not entries:
+                self._require_folder(ftp, folder)
         return sorted(entries, key=lambda e: (not e.is_dir, e.path))
 
     def names(self, folder: str = "/") -> list[str]:
@@ -343,7 +345,17 @@ class SyncStorage:
             except ftplib.error_perm as exc:
                 if not str(exc).startswith("550"):  # vsftpd: 550 for an empty folder too
                     raise
+            if not names:
+                self._require_folder(ftp, folder)
         return sorted(name_list_paths(names, folder))
+
+    def _require_folder(self, ftp: _ImplicitFtps, folder: str) -> None:
+        """An empty listing is also what vsftpd-like servers answer for a missing folder."""
+        if folder != "/" and not self._is_dir(ftp, folder):
+            raise RemoteFileNotFound(
+                f"list {folder}: no such folder on the printer",
+                hint="list the folder above it with `bambu-lan files ls`",
+            )
 
     def size(self, path: str) -> int | None:
         """The file's size in bytes, or None when it does not exist."""
@@ -551,6 +563,13 @@ class SyncStorage:
         self._abort.clear()
         total = self.size(remote)
         if total is None:
+            with self._op("download", remote) as ftp:
+                is_dir = self._is_dir(ftp, remote)
+            if is_dir:
+                raise FileTransferError(
+                    f"download {remote}: that is a folder",
+                    hint=f"list it with `bambu-lan files ls {remote}` and name a file in it",
+                )
             raise RemoteFileNotFound(
                 f"download {remote}: not found on the printer",
                 hint="list the folder with `bambu-lan files ls`",
@@ -559,26 +578,37 @@ class SyncStorage:
         with self._op("download", remote) as ftp:
             conn = ftp.transfercmd(f"RETR {remote}")
             try:
-                buffer = bytearray(self.block_size)
-                view = memoryview(buffer)
-                while True:
-                    if self._abort.is_set():
-                        raise FileTransferError("download aborted")
-                    n = conn.recv_into(buffer)
-                    if not n:
-                        break
-                    sink.write(view[:n])
-                    received += n
-                    if progress is not None:
-                        progress(received, total)
-            finally:
+                received = self._receive_stream(conn, sink, total, progress)
+            except BaseException:
+                # Aborted or broken mid-RETR: the server's late 426/226 is still on its way
+                # and would answer our next command. Start the next one on a fresh connection.
                 _close_data(conn)
+                self._drop()
+                raise
+            _close_data(conn)
             ftp.voidresp()
         if received != total:
             raise FileTransferError(
                 f"download {remote}: got {received} of {total} bytes", hint="retry"
             )
         return received
+
+    def _receive_stream(
+        self, conn: socket.socket, sink: IO[bytes], total: int | None, progress: Progress | None
+    ) -> int:
+        buffer = bytearray(self.block_size)
+        view = memoryview(buffer)
+        received = 0
+        while True:
+            if self._abort.is_set():
+                raise FileTransferError("download aborted")
+            n = conn.recv_into(buffer)
+            if not n:
+                return received
+            sink.write(view[:n])
+            received += n
+            if progress is not None:
+                progress(received, total)
 
 
 def _file_size(handle: IO[bytes]) -> int | None:
