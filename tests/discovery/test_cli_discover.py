@@ -163,3 +163,23 @@ def test_sim_refuses_to_announce_outside_loopback(cli: Cli) -> None:
     result = cli("sim", "--port", "0", "--announce-to", "192.0.2.10:2021")
     assert result.code == 2
     assert "loopback addresses only" in result.err and "hint:" in result.err
+
+
+def test_two_printers_with_one_serial_are_warned_about_once(cli: Cli, sim_cert_dir: Path) -> None:
+    port = free_udp_port()
+    twins = [
+        SimulatedPrinter(
+            "a1",
+            "03919A3B1200123",
+            cert_dir=sim_cert_dir,
+            host=host,
+            announce_to=("127.0.0.1", port),
+            announce_interval=0.2,
+        )
+        for host in ("127.0.4.1", "127.0.4.2")
+    ]
+    with SimThread(twins[0]), SimThread(twins[1]):
+        result = cli("discover", "--bind", "127.0.0.1", "--port", str(port), "--timeout", "1.5")
+    assert result.code == 0, result.err
+    assert result.err.count("two printers announce serial 03919A3B1200123") == 1, result.err
+    assert "warning: two printers announce serial 03919A3B1200123" in result.err
