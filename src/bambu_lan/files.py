@@ -269,6 +269,14 @@ class SyncStorage:
         with self._op("rmdir", path) as ftp:
             ftp.rmd(path)
 
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a folder on the card."""
+        path = remote_path(path)
+        if path == "/":
+            return True
+        with self._op("check", path) as ftp:
+            return self._is_dir(ftp, path)
+
     def _is_dir(self, ftp: ImplicitFtps, path: str) -> bool:
         try:
             ftp.cwd(path)
@@ -576,6 +584,9 @@ class Storage:
 
     async def exists(self, path: str) -> bool:
         return await self._run(self.sync.exists, path)
+
+    async def is_dir(self, path: str) -> bool:
+        return await self._run(self.sync.is_dir, path)
 
     async def delete(self, path: str) -> None:
         await self._run(self.sync.delete, path)
