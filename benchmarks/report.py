@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import bench_serve
+
 LIB_NOTES = {
     "paho": "bare paho-mqtt script: TLS 1.2, subscribe on CONNACK, pushall, first msg 0",
     "bambu-lan": "`Printer` (asyncio) + `wait_for_state()`",
@@ -47,6 +49,14 @@ class Verdict:
     def verdict(self) -> str:
         word = {True: "**pass**", False: "**MISS**", None: "—"}[self.passed]
         return f"{word} {self.label}".strip()
+
+
+def serve_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
+    """The serve budgets; the measuring and the section live in bench_serve.py."""
+    return [
+        Verdict(budget, target, measured, passed, [])
+        for budget, target, measured, passed in bench_serve.verdict_rows(data)
+    ]
 
 
 def ms(seconds: float) -> str:
@@ -1180,6 +1190,7 @@ def render(results: dict[str, Any]) -> str:
         cold_start_verdict(sections.get("cold_start")),
         *ftps_verdicts(sections.get("ftps")),
         *camera_verdicts(sections.get("camera")),
+        *serve_verdicts(sections.get("serve")),
         *web_verdicts(sections.get("web")),
     ]
     peer_names = ", ".join(
@@ -1248,6 +1259,7 @@ def render(results: dict[str, Any]) -> str:
         ("inputs", inputs_section),
         ("ftps", ftps_section),
         ("camera", camera_section),
+        ("serve", bench_serve.section),
         ("web", web_section),
     ]
     for name, renderer in renderers:

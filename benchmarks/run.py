@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/run.py --only farm --only recovery
     .venv/bin/python benchmarks/run.py --no-peers   bambu-lan and bare paho only
 
-Sections: first_state, handling, farm, recovery, cold_start, inputs, ftps, camera, web (see
+Sections: first_state, handling, farm, recovery, cold_start, inputs, ftps, camera, serve, web (see
 ``bench_*.py``). The peers (bambulabs-api, bambu-printer-manager, bambu-mqtt-comms) are
 installed from PyPI into ``benchmarks/.peers-venv`` on first use. Every simulator runs in its
 own process on 127.0.0.0/8. A full run writes into ``docs/``; ``--only`` replaces just those
@@ -36,6 +36,7 @@ import bench_ftps
 import bench_handling
 import bench_inputs
 import bench_recovery
+import bench_serve
 import bench_web
 import peers
 import report
@@ -50,6 +51,7 @@ SECTIONS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "inputs": bench_inputs.run,
     "ftps": bench_ftps.run,
     "camera": bench_camera.run,
+    "serve": bench_serve.run,
     "web": bench_web.run,
 }
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
-    "first_state", "handling", "farm", "recovery", "cold_start", "inputs", "ftps", "camera", "web",
+    "first_state", "handling", "farm", "recovery", "cold_start", "inputs", "ftps", "camera",
+    "serve", "web",
 )  # fmt: skip
 
 
@@ -34,6 +35,8 @@ def test_every_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
     sections = results["sections"]
     assert sections["inputs"]["load_config_100"]["n"] >= 1
     assert sections["camera"]["serve"]["upstream_connections"] == 1
+    serve = sections["serve"]["runs"]["3"]
+    assert "error" not in serve and serve["online"] == 3 and serve["lag_ms"]["n"] >= 1
     first = sections["first_state"]["a1_connack_delay"]["libraries"]
     assert {"paho", "bambu-lan", "bambu-lan-sync"} <= set(first)
     assert all("total_seconds" in entry for entry in first.values())

@@ -145,6 +145,10 @@ def build_sinks(settings: ServeSettings) -> list[Sink]:
                 spool=default_history_path().with_name("history-pending.jsonl"),
             )
         )
+    if settings.notify:
+        from bambu_lan.serve.notify import NotifySink
+
+        sinks.append(NotifySink(settings.notify))
     if settings.http_port is not None:
         web = _optional_module("bambu_lan.serve.web")
         if web is not None:

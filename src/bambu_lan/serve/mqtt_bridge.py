@@ -52,6 +52,11 @@ from bambu_lan.serve.text import safe
 log = logging.getLogger("bambu_lan.serve.mqtt")
 
 HEARTBEAT_SECONDS = 30.0
+#: State messages per printer: a token bucket of one per ``min_interval`` that holds at most
+#: this many. A plain "one second since the last publish" would lock onto the phase of the
+#: first publish and hold every later 1 Hz report for up to a second; the bucket publishes a
+#: 1 Hz printer at once and still holds a chatty one to one state per second on average.
+STATE_BURST = 1.5
 #: QoS 1 messages (events, availability, results) kept while the broker is unreachable.
 MAX_QUEUED = 50_000
 
@@ -64,7 +69,8 @@ class _Out:
     topics: Topics
     pending: PrinterState | None = None
     last_payload: bytes = b""
-    last_sent: float = -1e9
+    tokens: float = 0.0  # the rate limit's bucket (see STATE_BURST)
+    stamp: float = 0.0
     timer: asyncio.TimerHandle | None = None
     device: DeviceInfo | None = None
     discovery_topics: list[str] = field(default_factory=list)
@@ -275,12 +281,12 @@ class MqttBridge(Sink):
             out.pending = w.state
             if force:
                 out.last_payload = b""
-            self._flush(out)
+            self._flush(out, force=force)
 
     # -- sink interface --
 
     def printer_added(self, printer: WatchedPrinter) -> None:
-        out = _Out(printer, Topics(self.prefix, printer.serial))
+        out = _Out(printer, Topics(self.prefix, printer.serial), tokens=STATE_BURST)
         self._out[printer.serial] = out
         if self.connected:
             self._publish_printer(out, force=True)
@@ -303,14 +309,8 @@ class MqttBridge(Sink):
         if out is None:
             return
         out.pending = state
-        if out.timer is not None:
-            return  # a publish is already scheduled: it takes the newest state
-        assert self._loop is not None
-        delay = out.last_sent + self.min_interval - self._loop.time()
-        if delay <= 0:
+        if out.timer is None:  # else a publish is scheduled: it takes the newest state
             self._flush(out)
-        else:
-            out.timer = self._loop.call_later(delay, self._flush, out)
 
     def event(self, printer: WatchedPrinter, event: Event) -> None:
         out = self._out.get(printer.serial)
@@ -327,19 +327,27 @@ class MqttBridge(Sink):
 
     # -- publishing --
 
-    def _flush(self, out: _Out) -> None:
+    def _flush(self, out: _Out, *, force: bool = False) -> None:
         out.timer = None
-        state, out.pending = out.pending, None
-        if state is None or not self.connected:
+        if out.pending is None or not self.connected:
+            out.pending = None
             return  # all states are published again on (re)connect
+        assert self._loop is not None
+        now = self._loop.time()
+        rate = 1.0 / self.min_interval
+        out.tokens = min(STATE_BURST, out.tokens + (now - out.stamp) * rate)
+        out.stamp = now
+        if out.tokens < 1.0 and not force:
+            out.timer = self._loop.call_later((1.0 - out.tokens) / rate, self._flush, out)
+            return
+        state, out.pending = out.pending, None
         self._publish_discovery(out, force=False)
         payload = orjson.dumps(state_document(state, name=out.watched.name, online=True))
         if payload == out.last_payload:
             return
-        assert self._loop is not None
         self._publish(out.topics.state, payload, qos=0, retain=True)
         out.last_payload = payload
-        out.last_sent = self._loop.time()
+        out.tokens -= 1.0
         self.published_states += 1
 
     def _publish_discovery(self, out: _Out, *, force: bool) -> None:
