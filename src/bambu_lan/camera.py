@@ -17,7 +17,6 @@ stays silent for ``silence_timeout`` seconds. What happens is told as ``CameraEv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import random
@@ -26,8 +25,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 
+from bambu_lan.camera_fanout import End, Subscriber, Subscription
 from bambu_lan.config import PrinterConfig
 from bambu_lan.errors import AuthError, BambuError, ConfigError, ConnectError, TrustError
 from bambu_lan.protocol.camera_wire import (
@@ -147,120 +147,6 @@ class CameraOptions:
     queue_size: int = 3  # frames kept per slow consumer; the oldest are dropped beyond
 
 
-# --- fan-out to consumers on any loop of the process ----------------------------------------
-
-T = TypeVar("T")
-
-
-class _End:
-    """Queue marker: the stream ended, with the error that ended it (if any)."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BambuError | None) -> None:
-        self.error = error
-
-
-class _Subscriber(Generic[T]):
-    """One consumer's bounded queue, on the consumer's own event loop."""
-
-    def __init__(self, size: int) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[T | _End] = asyncio.Queue(size)
-
-    def _put(self, item: T | _End) -> None:
-        queue = self.queue
-        if queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                queue.get_nowait()  # a slow consumer loses the oldest, never slows the others
-        queue.put_nowait(item)
-
-    def deliver(self, item: T | _End, loop: asyncio.AbstractEventLoop | None) -> None:
-        if self.loop is loop:
-            self._put(item)
-        elif not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._put, item)
-
-
-class _Subscription(Generic[T]):
-    """An async iterator that collects from its creation (nothing is lost before the first
-    ``async for`` step) and ends when the camera stops, raising the error that stopped it.
-
-    The first step waits for the stream's first frame or first failure and raises the
-    failure. Use it in ``async with`` (or call ``close()``) to release the connection early.
-    """
-
-    def __init__(
-        self, camera: Camera, stream: CameraStream, sub: _Subscriber[T], first_wait: bool
-    ) -> None:
-        self._camera = camera
-        self._stream: CameraStream | None = stream
-        self._sub = sub
-        self._first_wait = first_wait
-
-    def __aiter__(self) -> _Subscription[T]:
-        return self
-
-    async def __aenter__(self) -> _Subscription[T]:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __enter__(self) -> _Subscription[T]:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def stream(self) -> CameraStream | None:
-        """The shared connection (None once closed)."""
-        return self._stream
-
-    async def __anext__(self) -> T:
-        stream = self._stream
-        if stream is None:
-            raise StopAsyncIteration
-        try:
-            if self._first_wait:
-                self._first_wait = False
-                await self._camera.wait_until_streaming(stream)
-            item = await self._sub.queue.get()
-        except BaseException:
-            self.close()
-            raise
-        if isinstance(item, _End):
-            self.close()
-            if item.error is not None:
-                raise item.error
-            raise StopAsyncIteration
-        return item
-
-    def close(self) -> None:
-        """Stop collecting (a pending ``async for`` step ends); the last consumer to stop
-        closes the upstream connection."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.unsubscribe(self._sub)
-            try:
-                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                running = None
-            self._sub.deliver(_End(None), running)
-
-    async def aclose(self) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
-
-FrameSubscription = _Subscription[CameraFrame]
-EventSubscription = _Subscription[CameraEvent]
-
-
 # --- the one upstream connection per printer ------------------------------------------------
 
 
@@ -276,8 +162,8 @@ class CameraStream:
         self.latest: CameraFrame | None = None
         self.error: BambuError | None = None  # the last failure (None while streaming)
         self.streaming = False
-        self.frame_subs: set[_Subscriber[CameraFrame]] = set()
-        self.event_subs: set[_Subscriber[CameraEvent]] = set()
+        self.frame_subs: set[Subscriber[CameraFrame]] = set()
+        self.event_subs: set[Subscriber[CameraEvent]] = set()
         self.first_outcome: asyncio.Future[BambuError | None] = self.loop.create_future()
         self._task: asyncio.Task[None] | None = None
         self.closed = False
@@ -292,20 +178,20 @@ class CameraStream:
 
     # -- consumers (called on any loop; scheduled onto ours) --
 
-    def subscribe_frames(self) -> _Subscriber[CameraFrame]:
-        sub: _Subscriber[CameraFrame] = _Subscriber(self.options.queue_size)
+    def subscribe_frames(self) -> Subscriber[CameraFrame]:
+        sub: Subscriber[CameraFrame] = Subscriber(self.options.queue_size)
         self._on_loop(self.frame_subs.add, sub)
         return sub
 
-    def subscribe_events(self) -> _Subscriber[CameraEvent]:
-        sub: _Subscriber[CameraEvent] = _Subscriber(1000)
+    def subscribe_events(self) -> Subscriber[CameraEvent]:
+        sub: Subscriber[CameraEvent] = Subscriber(1000)
         self._on_loop(self.event_subs.add, sub)
         return sub
 
-    def unsubscribe(self, sub: _Subscriber[Any] | None) -> None:
+    def unsubscribe(self, sub: Subscriber[Any] | None) -> None:
         self._on_loop(self._drop, sub)
 
-    def _drop(self, sub: _Subscriber[Any] | None) -> None:
+    def _drop(self, sub: Subscriber[Any] | None) -> None:
         if sub is not None:
             self.frame_subs.discard(sub)
             self.event_subs.discard(sub)
@@ -342,7 +228,7 @@ class CameraStream:
 
     def _end(self, error: BambuError | None) -> None:
         for sub in list(self.frame_subs) + list(self.event_subs):
-            sub.deliver(_End(error), self.loop)
+            sub.deliver(End(error), self.loop)
         if not self.first_outcome.done():
             self.first_outcome.set_result(error or CameraError(f"{self.label} was closed"))
 
@@ -507,6 +393,10 @@ class CameraStream:
         return CameraError(message)
 
 
+# The last consumer to close its subscription closes the upstream connection.
+FrameSubscription = Subscription[CameraFrame, CameraStream]
+EventSubscription = Subscription[CameraEvent, CameraStream]
+
 # One upstream per printer per process (any loop, any thread).
 _STREAMS: dict[tuple[str, int, str], CameraStream] = {}
 _STREAMS_LOCK = threading.Lock()
@@ -616,13 +506,13 @@ class Camera:
         frames (``options.queue_size`` of them are kept).
         """
         stream = self._stream()
-        return _Subscription(self, stream, stream.subscribe_frames(), first_wait=True)
+        return Subscription(stream, stream.subscribe_frames(), self.wait_until_streaming)
 
     def events(self) -> EventSubscription:
         """Camera events (streaming, silent, dropped frames, …) from now on; keeps the
         connection open like ``frames()`` does."""
         stream = self._stream()
-        return _Subscription(self, stream, stream.subscribe_events(), first_wait=False)
+        return Subscription(stream, stream.subscribe_events())
 
     async def snapshot(self, *, timeout: float | None = None, max_age: float = 2.0) -> CameraFrame:
         """The newest frame if it is at most ``max_age`` seconds old, else the next one.

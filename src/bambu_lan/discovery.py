@@ -238,13 +238,15 @@ class DiscoveryResult:
         """Keep ``found``; True when it is a printer not seen before."""
         known = self.printers.get(found.serial)
         if known is not None and known.host != found.host:
+            # Sorted: the twins announce in turn, and each order is the same news.
+            first, second = sorted((known.host, found.host))
             warning = (
-                f"two printers announce serial {found.serial}: {known.host} and {found.host} "
+                f"two printers announce serial {found.serial}: {first} and {second} "
                 "(keeping the newest)"
             )
             if warning not in self.warnings:
                 self.warnings.append(warning)
-                log.warning("%s", warning)
+                log.debug("%s", warning)  # the caller shows result.warnings (the CLI does)
         for message in found.warnings:
             text = f"{found.serial}: {message}"
             if text not in self.warnings:

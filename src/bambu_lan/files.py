@@ -18,6 +18,7 @@ The printers' FTPS service is picky, and this module does what it needs:
   connection's TLS session (vsftpd-style servers answer ``522`` otherwise);
 * after a transfer, our close_notify goes out but we never wait for the printer's (it never
   answers it; waiting hangs, not sending it gives ``426`` on vsftpd);
+  (``bambu_lan.ftps_client`` holds that FTP layer and the error mapping);
 * uploads and downloads stream through one fixed buffer (constant memory) with progress
   callbacks; a failed upload removes its partial file, a failed download leaves no local file.
 
@@ -39,7 +40,6 @@ import ftplib
 import logging
 import os
 import re
-import select
 import socket
 import ssl
 import tempfile
@@ -54,11 +54,10 @@ from bambu_lan.config import PrinterConfig
 from bambu_lan.errors import (
     AuthError,
     BambuError,
-    ConnectError,
     FileTransferError,
     RemoteFileNotFound,
-    StorageFull,
 )
+from bambu_lan.ftps_client import ImplicitFtps, close_data, transfer_error
 from bambu_lan.protocol.ftp_listing import (
     RemoteEntry,
     name_list_paths,
@@ -83,78 +82,6 @@ DEFAULT_TIMEOUT = 30.0
 # --- the blocking client -------------------------------------------------------------------
 
 
-class _ImplicitFtps(ftplib.FTP_TLS):
-    """ftplib's FTP_TLS with implicit TLS and session-resuming data connections."""
-
-    def connect(  # type: ignore[override]
-        self, host: str, port: int, timeout: float, source_address: Any = None
-    ) -> str:
-        self.host, self.port, self.timeout = host, port, timeout
-        raw = socket.create_connection((host, port), timeout)
-        try:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # The handshake runs here and with it the identity check (trust.client_context):
-            # a printer we do not trust is left before USER/PASS are written.
-            self.sock = self.context.wrap_socket(raw)
-        except BaseException:
-            raw.close()
-            raise
-        self.af = self.sock.family
-        self.file = self.sock.makefile("r", encoding=self.encoding)
-        self.welcome = self.getresp()
-        return self.welcome
-
-    def lines(self, cmd: str) -> list[str]:
-        """A listing's lines; like ``retrlines``, minus the wait for the printer's
-        close_notify."""
-        self.sendcmd("TYPE A")
-        try:
-            conn = self.transfercmd(cmd)
-            try:
-                with conn.makefile("rb") as stream:
-                    data = stream.read()
-            finally:
-                _close_data(conn)
-            self.voidresp()
-        finally:
-            self.sendcmd("TYPE I")
-        return data.decode(self.encoding, "replace").splitlines()
-
-    def ntransfercmd(
-        self, cmd: str, rest: int | str | None = None
-    ) -> tuple[socket.socket, int | None]:
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 (TLS added below)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            # The same TLS session as the control connection: printers refuse others (522).
-            assert isinstance(self.sock, ssl.SSLSocket)
-            tls = self.context.wrap_socket(conn, session=self.sock.session)
-        except (ssl.SSLError, OSError) as exc:
-            conn.close()
-            reply = ""
-            with contextlib.suppress(Exception):
-                reply = self.getresp()
-            message = reply or f"522 data connection TLS failed: {exc}"
-            raise ftplib.error_perm(message) from None  # noqa: S321 (an error, not a call)
-        return tls, size
-
-
-def _close_data(conn: socket.socket) -> None:
-    """End a data connection: our close_notify goes out, the printer's is not awaited."""
-    if isinstance(conn, ssl.SSLSocket):
-        with contextlib.suppress(OSError, ValueError):
-            conn.setblocking(False)
-            for _ in range(50):
-                try:
-                    conn.unwrap()
-                    break
-                except ssl.SSLWantReadError:
-                    break  # ours is sent; theirs may never come
-                except ssl.SSLWantWriteError:
-                    select.select([], [conn], [], 0.1)
-    conn.close()
-
-
 class SyncStorage:
     """The printer's storage over FTPS, blocking. One control connection, opened on first use.
 
@@ -174,7 +101,7 @@ class SyncStorage:
         self.timeout = timeout
         self.block_size = block_size
         self.check: HandshakeCheck | None = None
-        self._ftp: _ImplicitFtps | None = None
+        self._ftp: ImplicitFtps | None = None
         self._abort = threading.Event()
 
     def __repr__(self) -> str:
@@ -193,7 +120,7 @@ class SyncStorage:
             return
         cfg = self.config
         self.check = HandshakeCheck(cfg.serial, cfg.trust, cfg.host)
-        ftp = _ImplicitFtps(context=client_context(self.check), timeout=self.timeout)
+        ftp = ImplicitFtps(context=client_context(self.check), timeout=self.timeout)
         try:
             ftp.connect(cfg.host, self.port, self.timeout)
             try:
@@ -241,71 +168,16 @@ class SyncStorage:
     ) -> None:
         self.close()
 
-    def _live(self) -> _ImplicitFtps:
+    def _live(self) -> ImplicitFtps:
         self.connect()
         assert self._ftp is not None
         return self._ftp
 
     def _error(self, exc: BaseException, what: str, path: str = "") -> BambuError:
-        """One place where ftplib, socket and TLS errors become ours."""
-        target = f" {path}" if path else ""
-        if isinstance(exc, BambuError):
-            return exc
-        if isinstance(exc, ftplib.Error):
-            reply = printable(str(exc))
-            code = reply[:3]
-            if code == "550":
-                return RemoteFileNotFound(
-                    f"{what}{target}: not found on the printer ({reply})",
-                    hint="list the folder with `bambu-lan files ls`",
-                )
-            if code == "552":
-                return StorageFull(f"{what}{target}: the printer's card is full ({reply})")
-            if code == "530":
-                return AuthError(f"the printer's storage refused us: {reply}")
-            if code == "522":
-                return FileTransferError(
-                    f"{what}{target}: the printer refused the data connection ({reply})",
-                    hint="the printer wants the data connection to resume the control "
-                    "connection's TLS session; report this with `--debug` output",
-                )
-            if code == "553":
-                return FileTransferError(
-                    f"{what}{target}: the printer refused the name ({reply})",
-                    hint="use a short ASCII file name; some firmware refuses writes without "
-                    "Developer Mode",
-                )
-            return FileTransferError(f"{what}{target}: the printer answered {reply}")
-        if isinstance(exc, ConnectionRefusedError):
-            return ConnectError(
-                f"{self.where} refused the connection (the printer's FTPS service)",
-                hint="is this the printer's IP, and LAN-only mode on? The FTPS port is 990 "
-                "(--ftps-port)",
-            )
-        if isinstance(exc, TimeoutError):
-            return ConnectError(
-                f"{what}{target}: no answer from {self.where} (timed out)",
-                hint="check the printer is on and reachable; retry",
-            )
-        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-            return ConnectError(
-                f"{what}{target}: connection to {self.where} lost (closed mid-transfer)",
-                hint="check the printer is on and its Wi-Fi is steady; retry",
-            )
-        if isinstance(exc, ssl.SSLError):
-            return ConnectError(
-                f"TLS with {self.where} failed during {what}: {exc.reason or exc}",
-                hint="the printer speaks TLS 1.2 only; run `bambu-lan doctor` for details",
-            )
-        if isinstance(exc, socket.gaierror):
-            return ConnectError(f"unknown host {self.config.host!r}: {exc.strerror}")
-        if isinstance(exc, (OSError, EOFError)):
-            detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            return ConnectError(f"{what}{target}: connection to {self.where} lost ({detail})")
-        return FileTransferError(f"{what}{target} failed: {exc}")
+        return transfer_error(exc, what, path, where=self.where, host=self.config.host)
 
     @contextlib.contextmanager
-    def _op(self, what: str, path: str = "") -> Iterator[_ImplicitFtps]:
+    def _op(self, what: str, path: str = "") -> Iterator[ImplicitFtps]:
         ftp = self._live()
         try:
             yield ftp
@@ -329,8 +201,10 @@ class SyncStorage:
         folder = remote_path(folder)
         with self._op("list", folder) as ftp:
             lines = ftp.lines(f"LIST {folder}")
-        now = datetime.now()
-        entries = [e for line in lines if (e := parse_list_line(line, folder, now)) is not None]
+            now = datetime.now()
+            entries = [e for line in lines if (e := parse_list_line(line, folder, now)) is not None]
+            if not entries:
+                self._require_folder(ftp, folder)
         return sorted(entries, key=lambda e: (not e.is_dir, e.path))
 
     def names(self, folder: str = "/") -> list[str]:
@@ -343,7 +217,17 @@ class SyncStorage:
             except ftplib.error_perm as exc:
                 if not str(exc).startswith("550"):  # vsftpd: 550 for an empty folder too
                     raise
+            if not names:
+                self._require_folder(ftp, folder)
         return sorted(name_list_paths(names, folder))
+
+    def _require_folder(self, ftp: ImplicitFtps, folder: str) -> None:
+        """An empty listing is also what vsftpd-like servers answer for a missing folder."""
+        if folder != "/" and not self._is_dir(ftp, folder):
+            raise RemoteFileNotFound(
+                f"list {folder}: no such folder on the printer",
+                hint="list the folder above it with `bambu-lan files ls`",
+            )
 
     def size(self, path: str) -> int | None:
         """The file's size in bytes, or None when it does not exist."""
@@ -385,7 +269,15 @@ class SyncStorage:
         with self._op("rmdir", path) as ftp:
             ftp.rmd(path)
 
-    def _is_dir(self, ftp: _ImplicitFtps, path: str) -> bool:
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a folder on the card."""
+        path = remote_path(path)
+        if path == "/":
+            return True
+        with self._op("check", path) as ftp:
+            return self._is_dir(ftp, path)
+
+    def _is_dir(self, ftp: ImplicitFtps, path: str) -> bool:
         try:
             ftp.cwd(path)
         except ftplib.error_perm:
@@ -442,9 +334,9 @@ class SyncStorage:
             try:
                 sent = self._send_stream(conn, source, total, progress)
             except OSError as exc:  # the printer cut the data connection: ask it why
-                _close_data(conn)
+                close_data(conn)
                 raise self._why_data_broke(ftp, exc) from None
-            _close_data(conn)
+            close_data(conn)
             ftp.voidresp()
         except BaseException as exc:  # Ctrl-C and cancellation included: no half file stays
             self._remove_partial(remote)
@@ -453,7 +345,7 @@ class SyncStorage:
             raise
         return sent
 
-    def _why_data_broke(self, ftp: _ImplicitFtps, exc: BaseException) -> BaseException:
+    def _why_data_broke(self, ftp: ImplicitFtps, exc: BaseException) -> BaseException:
         """The printer's reason when it cut a data connection (552 card full), else ``exc``."""
         sock = ftp.sock
         try:
@@ -551,6 +443,13 @@ class SyncStorage:
         self._abort.clear()
         total = self.size(remote)
         if total is None:
+            with self._op("download", remote) as ftp:
+                is_dir = self._is_dir(ftp, remote)
+            if is_dir:
+                raise FileTransferError(
+                    f"download {remote}: that is a folder",
+                    hint=f"list it with `bambu-lan files ls {remote}` and name a file in it",
+                )
             raise RemoteFileNotFound(
                 f"download {remote}: not found on the printer",
                 hint="list the folder with `bambu-lan files ls`",
@@ -559,26 +458,37 @@ class SyncStorage:
         with self._op("download", remote) as ftp:
             conn = ftp.transfercmd(f"RETR {remote}")
             try:
-                buffer = bytearray(self.block_size)
-                view = memoryview(buffer)
-                while True:
-                    if self._abort.is_set():
-                        raise FileTransferError("download aborted")
-                    n = conn.recv_into(buffer)
-                    if not n:
-                        break
-                    sink.write(view[:n])
-                    received += n
-                    if progress is not None:
-                        progress(received, total)
-            finally:
-                _close_data(conn)
+                received = self._receive_stream(conn, sink, total, progress)
+            except BaseException:
+                # Aborted or broken mid-RETR: the server's late 426/226 is still on its way
+                # and would answer our next command. Start the next one on a fresh connection.
+                close_data(conn)
+                self._drop()
+                raise
+            close_data(conn)
             ftp.voidresp()
         if received != total:
             raise FileTransferError(
                 f"download {remote}: got {received} of {total} bytes", hint="retry"
             )
         return received
+
+    def _receive_stream(
+        self, conn: socket.socket, sink: IO[bytes], total: int | None, progress: Progress | None
+    ) -> int:
+        buffer = bytearray(self.block_size)
+        view = memoryview(buffer)
+        received = 0
+        while True:
+            if self._abort.is_set():
+                raise FileTransferError("download aborted")
+            n = conn.recv_into(buffer)
+            if not n:
+                return received
+            sink.write(view[:n])
+            received += n
+            if progress is not None:
+                progress(received, total)
 
 
 def _file_size(handle: IO[bytes]) -> int | None:
@@ -674,6 +584,9 @@ class Storage:
 
     async def exists(self, path: str) -> bool:
         return await self._run(self.sync.exists, path)
+
+    async def is_dir(self, path: str) -> bool:
+        return await self._run(self.sync.is_dir, path)
 
     async def delete(self, path: str) -> None:
         await self._run(self.sync.delete, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from bambu_lan.errors import PrintFileError
 _PLATE_RE = re.compile(r"^Metadata/plate_(\d+)\.gcode$")
 _LAYERS_RE = re.compile(rb";\s*total layer number:\s*(\d+)", re.IGNORECASE)
 _HEADER_BYTES = 64 * 1024  # the slicer's header block sits at the top of the G-code
+# A slicer writes a few kB of slice_info; a larger one is a zip bomb, never read into memory.
+_MAX_SLICE_INFO = 4 * 1024 * 1024
 
 # printer_model_id (slice_info.config, get_version's project name) -> product name.
 MODEL_NAMES = {
@@ -119,12 +122,19 @@ def _int(value: str | None) -> int | None:
     return int(number) if number is not None else None
 
 
-def _slice_info(archive: zipfile.ZipFile) -> dict[int, dict[str, Any]]:
+def _slice_info(archive: zipfile.ZipFile, file_name: str) -> dict[int, dict[str, Any]]:
     """Per plate index: metadata and filaments from Metadata/slice_info.config."""
     try:
-        raw = archive.read("Metadata/slice_info.config")
+        info = archive.getinfo("Metadata/slice_info.config")
     except KeyError:
         return {}
+    if info.file_size > _MAX_SLICE_INFO:
+        raise PrintFileError(
+            f"{file_name}: its Metadata/slice_info.config unpacks to {info.file_size:,} bytes; "
+            "no slicer writes that",
+            hint="export the sliced file from the slicer again",
+        )
+    raw = archive.read(info)
     try:
         root = ET.fromstring(raw)  # noqa: S314 (a local file the user chose to print)
     except ET.ParseError:
@@ -171,29 +181,39 @@ def read_sliced_file(path: str | Path) -> SlicedFile:
             hint="in Bambu Studio or OrcaSlicer: slice, then File > Export > Export plate "
             "sliced file (.gcode.3mf)",
         ) from None
-    with archive:
-        names = archive.namelist()
-        indexes = sorted(int(m.group(1)) for n in names if (m := _PLATE_RE.match(n)))
-        if not indexes:
-            raise PrintFileError(
-                f"{path.name} holds no sliced plate (no Metadata/plate_N.gcode): it is a project "
-                "file, not a sliced one",
-                hint="slice it first, then export with File > Export > Export plate sliced file",
+    try:
+        with archive:
+            return _read_archive(archive, path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise PrintFileError(
+            f"{path.name} is damaged ({exc})",
+            hint="export the sliced file from the slicer again (or copy it again)",
+        ) from None
+
+
+def _read_archive(archive: zipfile.ZipFile, path: Path) -> SlicedFile:
+    names = archive.namelist()
+    indexes = sorted(int(m.group(1)) for n in names if (m := _PLATE_RE.match(n)))
+    if not indexes:
+        raise PrintFileError(
+            f"{path.name} holds no sliced plate (no Metadata/plate_N.gcode): it is a project "
+            "file, not a sliced one",
+            hint="slice it first, then export with File > Export > Export plate sliced file",
+        )
+    info = _slice_info(archive, path.name)
+    plates = []
+    for index in indexes:
+        meta = info.get(index, {}).get("meta", {})
+        plates.append(
+            Plate(
+                index=index,
+                model_id=meta.get("printer_model_id", ""),
+                filaments=info.get(index, {}).get("filaments", ()),
+                layers=_layers(archive, f"Metadata/plate_{index}.gcode"),
+                prediction_s=_int(meta.get("prediction")),
+                weight_g=_float(meta.get("weight")),
             )
-        info = _slice_info(archive)
-        plates = []
-        for index in indexes:
-            meta = info.get(index, {}).get("meta", {})
-            plates.append(
-                Plate(
-                    index=index,
-                    model_id=meta.get("printer_model_id", ""),
-                    filaments=info.get(index, {}).get("filaments", ()),
-                    layers=_layers(archive, f"Metadata/plate_{index}.gcode"),
-                    prediction_s=_int(meta.get("prediction")),
-                    weight_g=_float(meta.get("weight")),
-                )
-            )
+        )
     return SlicedFile(path=path, size=path.stat().st_size, plates=tuple(plates))
 
 

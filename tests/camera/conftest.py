@@ -1,4 +1,5 @@
-"""Fixtures of the camera tests: a simulated A1 whose camera sends 20 frames a second."""
+"""Fixtures of the camera tests: a simulated A1 whose camera sends 20 frames a second; the
+CLI tests' in-process ``cli`` and isolated environment (shared with tests/cli)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from pathlib import Path
 
 import pytest
 from tests.camera.support import FRAME_INTERVAL
+from tests.cli.conftest import cli, isolated_env
 
 from bambu_lan.sim import SimulatedPrinter
+
+__all__ = ["cam_sim", "cli", "isolated_env"]
 
 
 @pytest.fixture

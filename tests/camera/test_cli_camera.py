@@ -8,51 +8,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.camera.support import FRAME_INTERVAL, jpeg_size
+from tests.cli.conftest import Cli
 
-from bambu_lan.cli.main import main
 from bambu_lan.sim import SimThread, SimulatedPrinter
 
 BAMBU_LAN = str(Path(sys.executable).parent / "bambu-lan")  # the console script
-ENV_VARS = ("BAMBU_HOST", "BAMBU_SERIAL", "BAMBU_ACCESS_CODE", "BAMBU_PORT", "BAMBU_PRINTER")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (*ENV_VARS, "BAMBU_CA_FILE", "BAMBU_CA_DIR", "BAMBU_CAMERA_PORT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("BAMBU_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.setenv("BAMBU_KNOWN_PRINTERS", str(tmp_path / "known_printers"))
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    def invoke(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return invoke
+def no_camera_port_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BAMBU_CAMERA_PORT", raising=False)
 
 
 @pytest.fixture

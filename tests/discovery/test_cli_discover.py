@@ -6,49 +6,14 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.cli.conftest import Cli
 
-from bambu_lan.cli.main import main
 from bambu_lan.config import resolve_printer
 from bambu_lan.sim import SimThread, SimulatedPrinter
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("BAMBU_HOST", "BAMBU_SERIAL", "BAMBU_ACCESS_CODE", "BAMBU_PRINTER"):
-        monkeypatch.delenv(name, raising=False)
-    config = tmp_path / "config.toml"
-    monkeypatch.setenv("BAMBU_CONFIG", str(config))
-    return config
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    def invoke(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return invoke
 
 
 def free_udp_port() -> int:
@@ -100,7 +65,8 @@ def test_config_add_fills_the_address_from_discovery(
     cli: Cli, announcing: tuple[SimulatedPrinter, int], isolated_env: Path
 ) -> None:
     sim, port = announcing
-    isolated_env.write_text('# my printers\ndefault = "old"\n\n[printers.old]\nhost = "10.0.0.9"\n')
+    config = isolated_env / "config.toml"
+    config.write_text('# my printers\ndefault = "old"\n\n[printers.old]\nhost = "10.0.0.9"\n')
     result = cli(
         "config", "add", "shop", "--serial", sim.serial.lower(), "--access-code", sim.access_code,
         "--bind", "127.0.0.1", "--port", str(port), "--default",
@@ -108,8 +74,8 @@ def test_config_add_fills_the_address_from_discovery(
     assert result.code == 0, result.err
     assert "saved printer 'shop'" in result.out
     assert sim.access_code not in result.out + result.err
-    assert stat.S_IMODE(os.stat(isolated_env).st_mode) == 0o600
-    text = isolated_env.read_text()
+    assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
+    text = config.read_text()
     assert text.startswith("# my printers\n")  # what was there is kept
     cfg = resolve_printer()  # the new default
     assert (cfg.name, cfg.host, cfg.serial) == ("shop", "127.0.0.1", sim.serial)
@@ -163,3 +129,23 @@ def test_sim_refuses_to_announce_outside_loopback(cli: Cli) -> None:
     result = cli("sim", "--port", "0", "--announce-to", "192.0.2.10:2021")
     assert result.code == 2
     assert "loopback addresses only" in result.err and "hint:" in result.err
+
+
+def test_two_printers_with_one_serial_are_warned_about_once(cli: Cli, sim_cert_dir: Path) -> None:
+    port = free_udp_port()
+    twins = [
+        SimulatedPrinter(
+            "a1",
+            "03919A3B1200123",
+            cert_dir=sim_cert_dir,
+            host=host,
+            announce_to=("127.0.0.1", port),
+            announce_interval=0.2,
+        )
+        for host in ("127.0.4.1", "127.0.4.2")
+    ]
+    with SimThread(twins[0]), SimThread(twins[1]):
+        result = cli("discover", "--bind", "127.0.0.1", "--port", str(port), "--timeout", "1.5")
+    assert result.code == 0, result.err
+    assert result.err.count("two printers announce serial 03919A3B1200123") == 1, result.err
+    assert "warning: two printers announce serial 03919A3B1200123" in result.err

@@ -132,3 +132,27 @@ async def test_nothing_heard_ends_at_the_timeout() -> None:
 def test_the_simulator_never_announces_outside_loopback(sim_cert_dir: Path) -> None:
     with pytest.raises(ConfigError, match="loopback addresses only"):
         SimulatedPrinter("a1", cert_dir=sim_cert_dir, announce_to=("192.0.2.10", 2021))
+
+
+@pytest.mark.parametrize("st_line", [f"st:{SEARCH_TARGET}", f"St:   {SEARCH_TARGET.upper()}"])
+async def test_m_search_header_spelling_does_not_matter(st_line: str) -> None:
+    from bambu_lan.sim.ssdp import Announcer
+
+    announcer = Announcer(
+        serial="01P00A4C2009981", model_code="C12", name="p", firmware="01.00.00.00",
+        location="127.0.0.1", announce_to=None, search_port=0,
+    )  # fmt: skip
+    await announcer.start()
+    loop = asyncio.get_running_loop()
+    try:
+        assert announcer.search_port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.bind(("127.0.0.1", 0))
+            client.setblocking(False)
+            request = f'M-SEARCH * HTTP/1.1\r\nMAN: "ssdp:discover"\r\nMX: 1\r\n{st_line}\r\n\r\n'
+            await loop.sock_sendto(client, request.encode(), ("127.0.0.1", announcer.search_port))
+            async with asyncio.timeout(5):
+                answer = await loop.sock_recv(client, 4096)
+    finally:
+        await announcer.stop()
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"USN: 01P00A4C2009981" in answer

@@ -61,6 +61,11 @@ def test_put_into_a_folder_and_mkdir(
     source = random_file(tmp_path / "a.3mf", 10)
     assert cli("files", "put", str(source), "/models/").code == 0
     assert "/models/a.3mf" in card(storage_env)
+    into = cli("files", "put", str(source), "/cache", "--json")  # a folder, like cp
+    assert into.code == 0, into.err
+    assert into.json()["remote"] == "/cache/a.3mf" and "/cache/a.3mf" in card(storage_env)
+    missing = cli("files", "ls", "/no/such/folder")
+    assert missing.code == 2 and "no such folder" in missing.err
 
 
 @pytest.mark.parametrize(

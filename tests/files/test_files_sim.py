@@ -257,3 +257,36 @@ async def test_reprs_and_errors_never_show_the_access_code(sim: SimulatedPrinter
         async with storage:
             await storage.upload(Path("/nonexistent/x"), "/x")
     assert sim.access_code not in str(caught.value)
+
+
+async def test_cancelled_download_leaves_the_connection_usable(
+    sim: SimulatedPrinter, tmp_path: Path
+) -> None:
+    async with storage_for(sim) as storage:
+        await storage.upload(random_file(tmp_path / "f", 40_000_000), "/f.bin")
+        started = asyncio.Event()
+        task = asyncio.create_task(
+            storage.download("/f.bin", tmp_path / "g", progress=lambda d, t: started.set())
+        )
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The aborted RETR's late reply must not be taken as the answer to what follows.
+        assert await storage.size("/f.bin") == 40_000_000
+        assert "/f.bin" in [e.path for e in await storage.entries("/")]
+    assert not (tmp_path / "g").exists()
+
+
+async def test_listing_a_missing_folder_is_not_found(sim: SimulatedPrinter) -> None:
+    async with storage_for(sim) as storage:
+        with pytest.raises(RemoteFileNotFound, match="/no/such"):
+            await storage.entries("/no/such")
+        assert await storage.entries("/cache") == []  # an empty folder is fine
+
+
+async def test_downloading_a_folder_says_so(sim: SimulatedPrinter, tmp_path: Path) -> None:
+    async with storage_for(sim) as storage:
+        with pytest.raises(FileTransferError, match="is a folder"):
+            await storage.download("/timelapse", tmp_path / "x")
+    assert not (tmp_path / "x").exists()

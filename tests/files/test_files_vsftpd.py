@@ -75,7 +75,12 @@ def test_blocking_twin_folders(vsftpd: VsftpdPrinter, tmp_path: Path) -> None:
         assert storage.names("/models") == ["/models/a.3mf"]
         assert [e.name for e in storage.entries("/models")] == ["a.3mf"]
         storage.delete("/models/a.3mf")
+        assert storage.entries("/models") == []  # empty, but there
         storage.rmdir("/models")
+        with pytest.raises(RemoteFileNotFound):  # vsftpd lists a missing folder as empty
+            storage.entries("/models")
+        with pytest.raises(RemoteFileNotFound):
+            storage.names("/models")
     assert not (vsftpd.card / "models").exists()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -311,3 +312,22 @@ async def test_auto_mapping_prefers_the_same_colour(
     await printer.print_file(source)
     (request,) = project_requests(sim)
     assert request["ams_mapping"] == [2, 3]  # black PLA in tray 2, blue PETG in tray 3
+
+
+def test_the_simulator_refuses_a_damaged_3mf(
+    tmp_path: Path,
+) -> None:
+    from bambu_lan.sim.ftps_card import PrintFileReader, PrintFileRefused, SimCard
+
+    card = SimCard(tmp_path / "card")
+    source = make_3mf(tmp_path / "m.gcode.3mf", title="Benchy")
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        info = archive.getinfo("3D/3dmodel.model")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start : start + 8] = b"\xff" * 8  # the model's compressed bytes, corrupted
+    card.write("/bad.gcode.3mf", bytes(data))
+    reader = PrintFileReader(card)
+    with pytest.raises(PrintFileRefused) as caught:
+        reader.open("file:///sdcard/bad.gcode.3mf", "Metadata/plate_1.gcode")
+    assert caught.value.code == 0x05004002

@@ -81,3 +81,26 @@ def test_names_the_printer_accepts(name: str, problem: str | None) -> None:
 def test_safe_name_suggestion() -> None:
     assert safe_name_suggestion("würfel ä.gcode.3mf") == "wurfel a.gcode.3mf"
     assert name_problem(safe_name_suggestion("テスト;.gcode.3mf")) is None
+
+
+def test_a_huge_slice_info_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.gcode.3mf"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Metadata/plate_1.gcode", b"; total layer number: 3\n")
+        with archive.open("Metadata/slice_info.config", "w") as member:
+            for _ in range(64):  # 64 MB of zeros: a few kB on disk
+                member.write(bytes(1024 * 1024))
+    with pytest.raises(PrintFileError, match=r"slice_info\.config"):
+        read_sliced_file(path)
+
+
+def test_a_damaged_member_is_a_clear_error(tmp_path: Path) -> None:
+    path = make_3mf(tmp_path / "cube.gcode.3mf")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("Metadata/slice_info.config")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start : start + 8] = b"\xff" * 8  # corrupt the compressed bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(PrintFileError, match="damaged"):
+        read_sliced_file(path)

@@ -160,7 +160,7 @@ def ls(conn: ConnectionParams, as_json: bool, ftps_port: int | None, path: str) 
 def put(
     conn: ConnectionParams, as_json: bool, ftps_port: int | None, local: Path, remote: str | None
 ) -> None:
-    """Upload LOCAL to the card (default: /NAME; a REMOTE ending in / is a folder).
+    """Upload LOCAL to the card (default: /NAME; into REMOTE/NAME when REMOTE is a folder).
 
     A failed upload removes its partial file from the card.
     """
@@ -178,7 +178,14 @@ def put(
         size = local.stat().st_size
         started = time.monotonic()
         with progress_bar(f"upload {local.name}", size, not as_json) as progress:
-            sent = with_storage(cfg, lambda s: s.upload(local, target, progress=progress))
+
+            async def upload(storage: Storage) -> int:
+                nonlocal target
+                if await storage.is_dir(target):  # into a folder, as cp does
+                    target = target.rstrip("/") + "/" + local.name
+                return await storage.upload(local, target, progress=progress)
+
+            sent = with_storage(cfg, upload)
         seconds = time.monotonic() - started
     if as_json:
         echo_json({"ok": True, "local": str(local), "remote": target, "bytes": sent,

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
@@ -175,9 +176,10 @@ class PrintFileReader:
                     layers = _layers(handle.read(64 * 1024))
                 title = b""
                 if "3D/3dmodel.model" in archive.namelist():
-                    match = _TITLE_RE.search(archive.read("3D/3dmodel.model")[:65536])
+                    with archive.open("3D/3dmodel.model") as model:  # a mesh: maybe 100s of MB
+                        match = _TITLE_RE.search(model.read(64 * 1024))
                     title = match.group(1) if match else b""
-        except (zipfile.BadZipFile, OSError):
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
             raise PrintFileRefused(ERROR_FILE_NOT_FOUND, "not a 3MF file") from None
         return CardPrintFile(path, title.decode("utf-8", "replace").strip(), plate, layers)
 

@@ -148,9 +148,14 @@ class Announcer:
             await asyncio.sleep(self.interval)
 
     def answer(self, data: bytes, addr: tuple[str, int], transport: Any) -> None:
-        text = data[:2048].decode("utf-8", "replace")
-        first = text.split("\r\n", 1)[0].upper()
-        wanted = "ST: " + _URN.upper() in text.upper() or "ST: SSDP:ALL" in text.upper()
+        lines = data[:2048].decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
+        first = lines[0].upper()
+        targets = {
+            value.strip().lower()
+            for name, sep, value in (line.partition(":") for line in lines[1:])
+            if sep and name.strip().lower() == "st"
+        }  # header names are case-insensitive, the space after the colon optional
+        wanted = bool(targets & {_URN, "ssdp:all"})
         try:
             from_loopback = ipaddress.IPv4Address(addr[0]) in _LOOPBACK
         except ValueError:
