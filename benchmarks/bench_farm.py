@@ -21,8 +21,8 @@ from typing import Any
 from common import CLIENTS, Context, LineProcess, Simulator, progress, running
 
 BUDGET_N = 1000
-BUDGET_CPU_PERCENT = 25.0
-BUDGET_RSS_MB = 250.0
+BUDGET_CPU_PERCENT = 6.0
+BUDGET_RSS_MB = 64.0
 PRINTING_SHARE = 0.9
 
 
@@ -79,7 +79,7 @@ def one_farm(ctx: Context, sim: Simulator, lib: str, n: int, sizes: list[int]) -
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    sizes = [3] if ctx.quick else [10, 100, 500, 1000]
+    sizes = [3] if ctx.quick else [10, 100, 1000, 5000]
     progress(f"farm scale: starting {max(sizes)} simulated A1s ({PRINTING_SHARE:.0%} printing)")
     out: dict[str, Any] = {
         "sizes": sizes,

@@ -41,7 +41,7 @@ from bambu_lan.errors import (
     TrustError,
 )
 from bambu_lan.protocol.topics import USERNAME, report_topic, request_topic
-from bambu_lan.trust import HandshakeCheck, client_context
+from bambu_lan.trust import HandshakeCheck, checking, shared_client_context
 
 log = logging.getLogger("bambu_lan.session")
 
@@ -199,7 +199,7 @@ class Link:
             reconnect_on_failure=False,
         )
         client.username_pw_set(USERNAME, cfg.access_code.reveal())
-        client.tls_set_context(self._context())
+        client.tls_set_context(shared_client_context(cfg.trust))
         client.tls_insecure_set(True)  # the name is checked against the serial in trust.py
         client.connect_timeout = opts.connect_timeout
         client.on_connect = self._on_connect
@@ -214,36 +214,22 @@ class Link:
         self._sock: Any = None
         self._handshaking: socket.socket | None = None  # the socket in paho's blocking connect
 
-    def _context(self) -> ssl.SSLContext:
-        """trust's context, with the handshaking socket remembered so that ``abort`` can end
-        a connect that hangs in the TLS handshake (a printer that accepts TCP and then says
-        nothing) at once, instead of after the connect timeout."""
-        ctx = client_context(self.check)
-        checked: type[ssl.SSLSocket] = ctx.sslsocket_class
-        link = weakref.ref(self)
+    def _connect_blocking(self) -> None:
+        """paho's blocking connect, on a connect-pool thread, with our identity check. The
+        handshaking socket is remembered so that ``abort`` can end a connect that hangs in
+        the TLS handshake (a printer that accepts TCP and then says nothing) at once."""
+        with checking(self.check, self._remember_handshake):
+            self.client.connect(self.cfg.host, self.cfg.port, int(self.opts.keepalive))
 
-        class TrackedSSLSocket(checked):  # type: ignore[valid-type,misc]
-            def do_handshake(self, block: bool = False) -> None:
-                owner = link()
-                if owner is not None:
-                    owner._handshaking = self  # noqa: SLF001 - this module's link
-                super().do_handshake(block)
-
-        ctx.sslsocket_class = TrackedSSLSocket
-        return ctx
+    def _remember_handshake(self, sock: ssl.SSLSocket) -> None:
+        self._handshaking = sock
 
     # -- connecting --
 
     async def open(self) -> None:
         """TCP + TLS (identity checked) + CONNECT, then wait for an accepted CONNACK."""
         # paho's connect blocks (TCP, TLS handshake, CONNECT): run it on the connect pool.
-        connecting = self.loop.run_in_executor(
-            _connect_pool(),
-            self.client.connect,
-            self.cfg.host,
-            self.cfg.port,
-            int(self.opts.keepalive),
-        )
+        connecting = self.loop.run_in_executor(_connect_pool(), self._connect_blocking)
         try:
             await asyncio.shield(connecting)
         except asyncio.CancelledError:
@@ -338,7 +324,15 @@ class Link:
         self.loop.remove_writer(sock)
 
     def _read(self) -> None:
-        self.client.loop_read()
+        # TLS may hold a whole further message already decrypted: the socket will not be
+        # readable again for it, so read until TLS has nothing pending.
+        client = self.client
+        for _ in range(64):  # bounded: one event never holds the loop for long
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                break
+            sock = client.socket()
+            if sock is None or not getattr(sock, "pending", _nothing)():
+                break
 
     def _write(self) -> None:
         self.client.loop_write()
@@ -658,6 +652,10 @@ class Session:
             log.info("%s: no message for %.0f s; sending pushing.start", self.cfg.label, now - last)
             with contextlib.suppress(BambuError):
                 self._listener.on_silence(now)
+
+
+def _nothing() -> int:
+    return 0
 
 
 def _describe_close(reason: str) -> str:

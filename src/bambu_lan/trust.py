@@ -21,7 +21,7 @@ import os
 import ssl
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -503,18 +503,68 @@ def client_context(check: HandshakeCheck) -> ssl.SSLContext:
 
     class CheckedSSLSocket(ssl.SSLSocket):
         def do_handshake(self, block: bool = False) -> None:
-            try:
-                super().do_handshake(block)
-                check.verify(self)
-            except ssl.SSLCertVerificationError as exc:
-                check.failure = check.verification_failed(exc)
-                self.close()  # refused: hang up now, not when the socket is collected
-                raise check.failure from None
-            except TrustError:
-                self.close()
-                raise
+            _checked_handshake(self, check, block)
 
     ctx.sslsocket_class = CheckedSSLSocket
+    return ctx
+
+
+def _checked_handshake(sock: ssl.SSLSocket, check: HandshakeCheck, block: bool) -> None:
+    try:
+        ssl.SSLSocket.do_handshake(sock, block)
+        check.verify(sock)
+    except ssl.SSLCertVerificationError as exc:
+        check.failure = check.verification_failed(exc)
+        sock.close()  # refused: hang up now, not when the socket is collected
+        raise check.failure from None
+    except TrustError:
+        sock.close()
+        raise
+
+
+# One context per trust setting for every connection of the process: an SSL context that has
+# loaded a CA costs about 40 KB, which a farm of a thousand printers felt. The connection's
+# own check is found through the thread that runs its (blocking) handshake.
+_current = threading.local()
+_shared: dict[tuple[object, ...], ssl.SSLContext] = {}
+_shared_lock = threading.Lock()
+
+
+class _ThreadCheckedSSLSocket(ssl.SSLSocket):
+    def do_handshake(self, block: bool = False) -> None:
+        check: HandshakeCheck | None = getattr(_current, "check", None)
+        if check is None:
+            self.close()
+            raise TrustError("a TLS handshake outside checking(): refused before any credential")
+        on_socket = getattr(_current, "on_socket", None)
+        if on_socket is not None:
+            on_socket(self)
+        _checked_handshake(self, check, block)
+
+
+@contextlib.contextmanager
+def checking(
+    check: HandshakeCheck, on_socket: Callable[[ssl.SSLSocket], None] | None = None
+) -> Iterator[None]:
+    """Handshakes on this thread (with a ``shared_client_context``) are checked by ``check``;
+    ``on_socket`` sees each socket as its handshake starts (so it can be interrupted)."""
+    _current.check, _current.on_socket = check, on_socket
+    try:
+        yield
+    finally:
+        _current.check = _current.on_socket = None
+
+
+def shared_client_context(trust: TrustConfig) -> ssl.SSLContext:
+    """``client_context`` for many connections: one context per trust setting (and CA files
+    as they are now), the check of each handshake set by ``checking()`` on its thread."""
+    files = tuple(trust.ca_files()) if trust.mode == "ca" else ()
+    key = (trust.mode, *((str(f), f.stat().st_mtime_ns) for f in files))
+    with _shared_lock:
+        ctx = _shared.get(key)
+        if ctx is None:
+            ctx = _shared[key] = tls12_context(files)
+            ctx.sslsocket_class = _ThreadCheckedSSLSocket
     return ctx
 
 
