@@ -175,8 +175,10 @@ def _connect_pool() -> concurrent.futures.ThreadPoolExecutor:
     return _CONNECT_POOL
 
 
-class _Link:
-    """One paho client on one socket, driven by the running event loop."""
+class Link:
+    """One paho client on one socket, driven by the running event loop: one connection
+    attempt (``open``, ``subscribe``), then ``publish`` until ``closed`` resolves. No retries;
+    ``Session`` adds those, the doctor uses a single ``Link`` to see each failure as it is."""
 
     def __init__(
         self,
@@ -495,7 +497,7 @@ class Session:
         self.options = options or SessionOptions()
         self.status = ConnectionStatus(client_id=f"bambu-lan-{uuid.uuid4()}")
         self._listener = listener
-        self._link: _Link | None = None
+        self._link: Link | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._silent_since: float | None = None  # the watchdog kicked at this time
@@ -561,7 +563,7 @@ class Session:
         while not self._closing:
             self.status.attempts += 1
             self.status.state = LinkState.CONNECTING
-            link = _Link(self.cfg, self.status.client_id, opts, self._payload)
+            link = Link(self.cfg, self.status.client_id, opts, self._payload)
             try:
                 await link.open()
                 await link.subscribe()
@@ -672,6 +674,7 @@ __all__ = [
     "ClosedBeforeConnack",
     "ConnackTimeout",
     "ConnectionStatus",
+    "Link",
     "LinkState",
     "ServerUnavailable",
     "Session",

@@ -31,7 +31,9 @@ every text a step records also passes through ``redact``.
 The package: ``result.py`` (the result model: ``Step``, ``Diagnosis``, ``CAUSES``,
 ``DoctorTimeouts``), ``run.py`` (one diagnosis in progress: the plan, recording steps,
 stopping at the first required failure), the steps in order (``steps_input.py``,
-``steps_network.py`` for TCP and TLS, ``steps_mqtt.py`` for MQTT and control,
+``steps_network.py`` for TCP and TLS, ``steps_mqtt.py`` for MQTT and control: one
+``session.Link`` feeding the library's own ``PrinterCore``, which decodes, merges, matches
+replies and sees Developer Mode refusals exactly as for ``Printer``;
 ``steps_quirks.py``), and ``probes.py`` (raw blocking TLS handshakes and a deliberately crude
 MQTT client for the quirk probes). It never imports the simulator.
 """

@@ -340,7 +340,19 @@ class PrinterCore:
                 self._reply(reply, step)
             elif cls == "print" and "gcode_state" in body:
                 self._merge(body, step)  # X1-style pushes may omit "command"
+            elif "result" in body and isinstance(body.get("command"), str):
+                self._unsequenced_reply(cls, body, step)
         return step
+
+    def _unsequenced_reply(self, cls: str, body: dict[str, Any], step: Step) -> None:
+        """A reply without a sequence_id (an A1 refused print_speed so: protocol.md §3.6)
+        settles our command only when exactly one of that name is pending: then it is ours."""
+        name = body["command"]
+        keys = [key for key, p in self._pending.items() if key[0] == cls and p.command.name == name]
+        if len(keys) == 1:
+            reply = parse_reply(cls, {**body, "sequence_id": keys[0][1]})
+            if reply is not None:
+                self._reply(reply, step)
 
     def _merge(self, body: dict[str, Any], step: Step) -> None:
         prev = self.state
