@@ -24,11 +24,11 @@ async def test_wire_sequence_and_state_match_what_was_published(broker: Mosquitt
     ) as printer:
         state = await printer.wait_for_state(timeout=10)
         # The ACL allows only the two topics: anything else (wildcards, /request subscription)
-        # would have been refused. The first two requests are pushall then get_version.
+        # would have been refused. The first two requests are get_version then pushall.
         requests = broker.wait_for_requests(2)
         assert [next(iter(r.values()))["command"] for r in requests[:2]] == [
-            "pushall",
             "get_version",
+            "pushall",
         ]
         assert state.complete
         report = broker.full_report

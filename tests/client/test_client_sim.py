@@ -113,7 +113,7 @@ async def test_wire_sequence_in_strict_mode(sim: SimulatedPrinter) -> None:
         # An early SUBSCRIBE, a wildcard or a foreign publish would have closed the session.
         assert dict(sim.broker.closes) == {}
         commands = sim.model.logged_commands()
-        assert commands[:2] == [("pushing", "pushall"), ("info", "get_version")]
+        assert commands[:2] == [("info", "get_version"), ("pushing", "pushall")]
         await wait_for(printer, lambda: printer.info is not None)
         model_name = sim.profile.product_name.removeprefix("Bambu Lab ")
         assert printer.info is not None
@@ -148,7 +148,7 @@ async def test_dropped_connection_reconnects_and_resyncs(
         await log.wait_for(EventKind.DISCONNECTED)
         await log.wait_for(EventKind.RECONNECTED)
         await log.wait_for(EventKind.RESYNCED)
-        # After the reconnect: pushall + get_version again.
+        # After the reconnect: get_version + pushall again.
         await sim.model.wait_until(
             lambda m: m.logged_commands().count(("pushing", "pushall")) >= 2, timeout=5
         )

@@ -48,13 +48,13 @@ def live(core: PrinterCore, a1_full: dict[str, Any]) -> PrinterCore:
     return core
 
 
-def test_connected_asks_for_one_full_report_then_the_version(core: PrinterCore) -> None:
+def test_connected_asks_for_the_version_then_one_full_report(core: PrinterCore) -> None:
     step = core.connected(10.0)
-    assert sent(step) == [("pushing", "pushall"), ("info", "get_version")]
+    assert sent(step) == [("info", "get_version"), ("pushing", "pushall")]
     assert [e.kind for e in step.events] == [K.CONNECTED]
     assert step.state is None and step.settled == []
     seqs = [orjson.loads(o.payload) for o in step.outgoing]
-    assert seqs[0]["pushing"]["sequence_id"] != seqs[1]["info"]["sequence_id"]
+    assert seqs[0]["info"]["sequence_id"] != seqs[1]["pushing"]["sequence_id"]
 
 
 def test_a_full_report_makes_a_complete_state(core: PrinterCore, a1_full: dict[str, Any]) -> None:
@@ -184,7 +184,7 @@ def test_a_reconnect_is_announced_and_its_full_report_is_a_resync(
     live.disconnected(1.0, "gone")
     step = live.connected(2.0)
     assert [e.kind for e in step.events] == [K.RECONNECTED]
-    assert sent(step) == [("pushing", "pushall"), ("info", "get_version")]
+    assert sent(step) == [("info", "get_version"), ("pushing", "pushall")]
     assert [e.kind for e in live.feed(push(nozzle_temper=1.0), 2.1).events] == []
     resync = live.feed(orjson.dumps({"print": a1_full}), 2.2)
     assert [e.kind for e in resync.events] == [K.RESYNCED]

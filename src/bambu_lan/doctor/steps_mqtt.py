@@ -216,7 +216,7 @@ async def _subscribe(run: DoctorRun, session: _Session) -> None:
 
 async def _reports(run: DoctorRun, session: _Session, *, connected_at: float) -> None:
     t, core = run.t, session.core
-    # Design rule 5, as the core words it: one pushall and get_version after subscribing.
+    # Design rule 5, as the core words it: get_version and one pushall after subscribing.
     started = time.monotonic()
     try:
         session.publish(core.connected(started).outgoing)

@@ -9,7 +9,7 @@ and gets back a ``Step``: what to publish, the new state, the events, the comman
 
     core = PrinterCore("03919A3B1200123")
     step = core.connected(now)            # after an accepted CONNACK + SUBACK
-    for out in step.outgoing:             # pushall, then get_version
+    for out in step.outgoing:             # get_version, then pushall
         publish(out.payload, qos=out.qos)
     step = core.feed(payload, now)        # every payload from device/<serial>/report
     step.state                            # the new PrinterState, or None when unchanged
@@ -221,7 +221,7 @@ class PrinterCore:
     # -- link changes --
 
     def connected(self, now: float) -> Step:
-        """An accepted CONNACK and SUBACK: ask for one full report and the version (rule 5)."""
+        """An accepted CONNACK and SUBACK: ask for the version and one full report (rule 5)."""
         self._connected = True
         self._connects += 1
         again = self._connects > 1
@@ -230,11 +230,11 @@ class PrinterCore:
         kind = EventKind.RECONNECTED if again else EventKind.CONNECTED
         verb = "reconnected to" if again else "connected to"
         event = Event(kind, self.serial, f"{verb} {self.label}", {"connects": self._connects})
-        # The full report first: the printer answers in order, and the state is what the
-        # caller waits for (the model comes from the serial until get_version answers).
+        outgoing = [self._out(cmd.get_version())]
         full = self.request_full_report(now, force=True)
         assert full is not None
-        return Step(events=[event], outgoing=[full, self._out(cmd.get_version())])
+        outgoing.append(full)
+        return Step(events=[event], outgoing=outgoing)
 
     def disconnected(self, now: float, reason: str) -> Step:
         """The connection is gone: a ``disconnected`` event (once), pending commands fail."""
