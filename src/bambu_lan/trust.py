@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bambu_lan.errors import ConfigError, TrustError
+from bambu_lan.packet_socket import PacketSocket
 
 log = logging.getLogger("bambu_lan.trust")
 
@@ -530,7 +531,7 @@ _shared: dict[tuple[object, ...], ssl.SSLContext] = {}
 _shared_lock = threading.Lock()
 
 
-class _ThreadCheckedSSLSocket(ssl.SSLSocket):
+class _ThreadCheckedSSLSocket(PacketSocket):
     def do_handshake(self, block: bool = False) -> None:
         check: HandshakeCheck | None = getattr(_current, "check", None)
         if check is None:
