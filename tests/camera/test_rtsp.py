@@ -3,9 +3,11 @@ the access code kept off ffmpeg's command line and environment, and every failur
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
+import ssl
 import stat
 from pathlib import Path
 
@@ -14,11 +16,18 @@ from tests.camera.support import jpeg_size, require_tool
 
 from bambu_lan.camera import Camera, CameraAuthError, CameraError, CameraUnavailable
 from bambu_lan.camera_rtsp import live_view_problem, rtsp_url, rtsps_snapshot
+from bambu_lan.camera_rtsp_wire import (
+    Credentials,
+    Response,
+    parse_challenges,
+    parse_response_head,
+    request,
+)
 from bambu_lan.config import PrinterConfig, Secret
 from bambu_lan.errors import TrustError
 from bambu_lan.sim import SimulatedPrinter
 from bambu_lan.sim.camera_frames import FrameRenderer
-from bambu_lan.sim.camera_rtsp import RtspCameraServer
+from bambu_lan.sim.camera_rtsp import RTSP_PATH, RtspCameraServer
 from bambu_lan.trust import KnownPrinters, TrustConfig
 
 X1_SERIAL = "00M09A350100001"
@@ -213,3 +222,54 @@ async def test_ffmpeg_gets_neither_the_address_nor_the_code(
     assert sim.access_code not in env
     assert "BAMBU_ACCESS_CODE" not in env and "SOMETHING_ELSE" not in env
     assert f"PATH={fake.parent}" in env  # the rest of the environment is passed on
+
+
+# --- the simulator as other clients see it --------------------------------------------------------
+
+
+async def test_ffmpeg_itself_plays_the_simulated_stream(sim_factory: object) -> None:
+    """ffmpeg's own RTSP client (what VLC, go2rtc and Home Assistant resemble) logs in with
+    Digest and decodes the simulator's stream: the server is real RTSP, not a mirror of
+    bambu-lan's client. (The code on ffmpeg's command line is the simulator's, in a test.)"""
+    sim = await rtsp_sim(sim_factory, "p2s")
+    url = f"rtsps://bblp:{sim.access_code}@{sim.host}:{sim.camera_port}/streaming/live/1"
+    proc = await asyncio.create_subprocess_exec(
+        require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp",
+        "-analyzeduration", "0", "-probesize", "32768", "-fflags", "nobuffer",
+        "-i", url, "-frames:v", "3", "-f", "image2pipe", "-c:v", "png", "pipe:1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    assert out.count(b"\x89PNG") == 3
+    assert server(sim).stats.plays == 1 and server(sim).stats.auth_failures == 0
+
+
+async def test_the_simulator_refuses_udp_and_unknown_paths(sim_factory: object) -> None:
+    sim = await rtsp_sim(sim_factory)
+    ctx = ssl.create_default_context(cafile=str(sim.ca_path))
+    ctx.check_hostname = False
+    reader, writer = await asyncio.open_connection(sim.host, sim.camera_port, ssl=ctx)
+    creds = Credentials("bblp", sim.access_code)
+    stream = f"rtsps://{sim.host}:{sim.camera_port}{RTSP_PATH}"
+
+    async def call(method: str, uri: str, cseq: int, headers: dict[str, str]) -> Response:
+        login = creds.authorization(method, uri)
+        writer.write(
+            request(method, uri, cseq, headers | ({"Authorization": login} if login else {}))
+        )
+        return parse_response_head(await reader.readuntil(b"\r\n\r\n"))
+
+    try:
+        assert (await call("DESCRIBE", stream.replace("live/1", "live/9"), 1, {})).status == 404
+        challenged = await call("DESCRIBE", stream, 2, {})
+        assert challenged.status == 401
+        assert creds.choose(parse_challenges(challenged.headers["www-authenticate"]))
+        udp = {"Transport": "RTP/AVP;unicast;client_port=5000-5001"}
+        assert (await call("SETUP", stream + "/track1", 3, udp)).status == 461
+        tcp = {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"}
+        assert (await call("SETUP", stream + "/track1", 4, tcp)).status == 200
+        assert (await call("PLAY", stream, 5, {"Session": "not-ours"})).status == 454
+    finally:
+        writer.close()
