@@ -311,7 +311,9 @@ def _per_minute(at: list[float], rss: list[float]) -> list[list[float]]:
     for t, value in zip(at, rss, strict=True):
         if not out or t >= 60 * (len(out)):
             out.append([round(t / 60, 2), round(value, 3)])
-    out.append([round(at[-1] / 60, 2), round(rss[-1], 3)])
+    last = [round(at[-1] / 60, 2), round(rss[-1], 3)]
+    if out[-1] != last:
+        out.append(last)
     return out
 
 

@@ -944,7 +944,11 @@ def camera_section(data: dict[str, Any] | None) -> list[str]:
     if minutes:
         out += [
             "RSS of the 1 frame/s run over time (minute: MB): "
-            + ", ".join(f"{m:g}: {mb:.2f}" for m, mb in minutes),
+            + ", ".join(
+                f"{m:g}: {mb:.2f}"
+                for i, (m, mb) in enumerate(minutes)
+                if i == 0 or [m, mb] != minutes[i - 1]
+            ),
             "",
         ]
     return out
