@@ -71,6 +71,7 @@ def resolve_printer(
                 "serial": bool(serial or _env("BAMBU_SERIAL")),
                 "port": port is not None or bool(_env("BAMBU_PORT")),
                 "ftps_port": ftps_port is not None or bool(_env("BAMBU_FTPS_PORT")),
+                "camera_port": camera_port is not None or bool(_env("BAMBU_CAMERA_PORT")),
                 "access_code": bool(
                     access_code
                     or access_code_file
