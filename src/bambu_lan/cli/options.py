@@ -103,7 +103,15 @@ class ConnectionParams:
             validate=validate,
         )
         if cfg.trust.insecure and validate:
-            click.secho(INSECURE_WARNING, fg="red", bold=True, err=True)
+            from bambu_lan.trust import warn_insecure
+
+            # The banner instead of the library's logged warning: said once, in red.
+            warn_insecure(
+                cfg.label,
+                cfg.serial,
+                cfg.host,
+                show=lambda: click.secho(INSECURE_WARNING, fg="red", bold=True, err=True),
+            )
         return cfg
 
 
