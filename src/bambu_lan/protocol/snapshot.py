@@ -91,15 +91,22 @@ NO_TRAY_ID = 255
 _T = TypeVar("_T")
 
 
+_new = object.__new__
+_set_dict = object.__setattr__
+
+
 def _fast_init(cls: type[_T]) -> type[_T]:
-    """Give a frozen, slotted dataclass an ``__init__`` about twice as fast, same signature.
+    """Give a frozen dataclass an ``__init__`` two to three times as fast, same signature.
 
     A frozen dataclass sets each field through ``object.__setattr__``; this one calls the slot
-    descriptors directly. Snapshots are built on every report (a farm: many thousands a second),
-    so construction is a large part of the cost. Instances stay frozen: only ``__init__`` changes.
+    descriptors directly (slotted classes), or sets the instance ``__dict__`` in one go (the
+    sections made on most reports: ``evolve`` then copies one from another with one dict
+    copy). Snapshots are built on every report (a farm: many thousands a second), so
+    construction is a large part of the cost. Instances stay frozen: only ``__init__`` changes.
     """
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    namespace: dict[str, Any] = {}
+    slotted = "__slots__" in cls.__dict__
+    namespace: dict[str, Any] = {"_set_dict": _set_dict}
     params, lines = [], []
     for f in fields:
         if f.default_factory is not dataclasses.MISSING or not f.init or f.kw_only:
@@ -109,8 +116,12 @@ def _fast_init(cls: type[_T]) -> type[_T]:
         else:
             namespace[f"_default_{f.name}"] = f.default
             params.append(f"{f.name}=_default_{f.name}")
-        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
-        lines.append(f"    _set_{f.name}(self, {f.name})")
+        if slotted:
+            namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+            lines.append(f"    _set_{f.name}(self, {f.name})")
+    if not slotted:
+        items = ", ".join(f"{f.name!r}: {f.name}" for f in fields)
+        lines.append(f"    _set_dict(self, '__dict__', {{{items}}})")
     source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
     exec(source, namespace)  # noqa: S102 - fixed template, field names only (as dataclasses does)
     init = namespace["__init__"]
@@ -120,8 +131,19 @@ def _fast_init(cls: type[_T]) -> type[_T]:
     return cls
 
 
+def evolve(section: _T, changes: dict[str, Any]) -> _T:
+    """``dataclasses.replace`` for the sections without slots (``Job``, ``Temperatures``,
+    ``Nozzle``), several times faster: one dict copy, no ``__init__``. ``changes`` must name
+    fields and hold values of their types (not checked)."""
+    values = section.__dict__.copy()
+    values.update(changes)
+    new = _new(type(section))
+    _set_dict(new, "__dict__", values)
+    return new
+
+
 @_fast_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: made on most reports (see _fast_init)
 class Job:
     state: JobState
     file: str
@@ -144,7 +166,7 @@ class Job:
 
 
 @_fast_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: made on most reports (see _fast_init)
 class Nozzle:
     """One extruder's nozzle: the H2D, H2D Pro, H2C and X2D have two (index 0 right, 1 left)."""
 
@@ -157,7 +179,7 @@ class Nozzle:
 
 
 @_fast_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: made on most reports (see _fast_init)
 class Temperatures:
     nozzle: float | None  # the active nozzle (every nozzle: PrinterState.nozzles)
     nozzle_target: float | None
