@@ -139,6 +139,10 @@ class MjpegServer:
             pass  # the viewer went away
         except asyncio.LimitOverrunError:
             await self._simple(writer, 400, "request head too large\n")
+        except BambuError as exc:
+            # The camera failed for good (e.g. the printer's identity changed): the camera's
+            # own event says so once; this viewer's response just ends.
+            log.info("camera viewer %s: the stream ended: %s", _peer(writer), exc)
         finally:
             self._writers.discard(writer)
             writer.close()
@@ -238,7 +242,7 @@ class MjpegServer:
         self._streams.add(frames)
         self.stats.viewers += 1
         self.stats.viewers_total += 1
-        peer = writer.get_extra_info("peername")
+        peer = _peer(writer)
         log.info("camera viewer %s connected (%d watching)", peer, self.stats.viewers)
         try:
             writer.write(self._head(200, content_type, None))
@@ -259,3 +263,8 @@ class MjpegServer:
         async with asyncio.timeout(_WRITE_TIMEOUT):
             await writer.drain()
         self.stats.frames_written += 1
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"

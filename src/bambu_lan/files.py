@@ -254,14 +254,23 @@ class SyncStorage:
             ftp.delete(path)
 
     def mkdir(self, path: str) -> str:
-        """Make a folder; returns its path. An existing folder is fine."""
+        """Make a folder; returns its path. An existing folder is fine; an existing file of
+        that name is a ``FileTransferError`` that says so."""
         path = remote_path(path)
         with self._op("mkdir", path) as ftp:
             try:
                 ftp.mkd(path)
             except ftplib.error_perm as exc:
-                if not (str(exc).startswith("550") and self._is_dir(ftp, path)):
+                if not str(exc).startswith("550"):
                     raise
+                if self._is_dir(ftp, path):
+                    return path  # there already: fine
+                if self._is_file(ftp, path):
+                    raise FileTransferError(
+                        f"mkdir {path}: {path} exists and is a file",
+                        hint=f"pick another name, or delete the file: `bambu-lan files rm {path}`",
+                    ) from None
+                raise
         return path
 
     def rmdir(self, path: str) -> None:
@@ -276,6 +285,13 @@ class SyncStorage:
             return True
         with self._op("check", path) as ftp:
             return self._is_dir(ftp, path)
+
+    def _is_file(self, ftp: ImplicitFtps, path: str) -> bool:
+        try:
+            ftp.sendcmd(f"SIZE {path}")
+        except ftplib.error_perm:
+            return False
+        return True
 
     def _is_dir(self, ftp: ImplicitFtps, path: str) -> bool:
         try:

@@ -373,15 +373,21 @@ def _ams_choice(
 async def _wait_started(
     printer: Printer, file_name: str, name: str, before: PrinterState, timeout: float
 ) -> PrinterState:
-    """The first state showing this job PREPARE/RUNNING; PrintFailed on a new FAILED."""
+    """The first state showing this job PREPARE/RUNNING; PrintFailed on a new FAILED, or
+    when the job pauses at its start (a wrong AMS mapping, a filament that does not feed)."""
     old_error = before.print_error.value if before.print_error else 0
 
     def verdict(state: PrinterState) -> PrinterState | None:
         job = state.job
-        if job.state in _STARTED and (
-            job.name == name or posixpath.basename(job.file) == file_name
-        ):
+        ours = job.name == name or posixpath.basename(job.file) == file_name
+        if job.state in _STARTED and ours:
             return state
+        if job.state is JobState.PAUSE and ours:
+            raise PrintFailed(
+                f"{file_name} paused at its start: {_pause_reason(state)}",
+                hint="see the printer's screen; when the cause is cleared, `bambu-lan send "
+                "resume`, or `bambu-lan send stop` to drop the job",
+            )
         error = state.print_error.value if state.print_error else 0
         if job.state is JobState.FAILED and error and error != old_error:
             text = state.print_error.text if state.print_error else ""
@@ -406,3 +412,13 @@ async def _wait_started(
         f"the printer accepted the job but did not start {file_name} within {timeout:g} s",
         hint="check the printer's screen (a prompt may wait for you) and `bambu-lan status`",
     )
+
+
+def _pause_reason(state: PrinterState) -> str:
+    """What the printer says about a pause: its print_error and HMS alerts."""
+    reasons = []
+    if state.print_error is not None:
+        text = state.print_error.text or "error"
+        reasons.append(f"{text} (error {state.print_error.hex})")
+    reasons.extend(f"{a.text or 'HMS'} ({a.short})" for a in state.hms)
+    return "; ".join(reasons) or "the printer gave no reason"

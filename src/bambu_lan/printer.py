@@ -41,7 +41,7 @@ from bambu_lan.protocol.events import Event
 from bambu_lan.protocol.state import PrinterInfo, PrinterState
 from bambu_lan.protocol.topics import DEFAULT_PORT
 from bambu_lan.session import ConnectionStatus, LinkState, Session, SessionOptions
-from bambu_lan.trust import TrustConfig
+from bambu_lan.trust import TrustConfig, warn_insecure
 
 if TYPE_CHECKING:
     from bambu_lan.camera import Camera
@@ -417,13 +417,6 @@ class Printer:
             ),
             options,
         )
-        if insecure:
-            log.warning(
-                "%s: insecure mode: the printer's identity is NOT checked; the access code "
-                "goes to whoever answers at %s",
-                self.config.label,
-                host,
-            )
 
     @classmethod
     def from_config(cls, cfg: PrinterConfig, options: PrinterOptions | None = None) -> Printer:
@@ -434,6 +427,8 @@ class Printer:
     def _setup(self, cfg: PrinterConfig, options: PrinterOptions | None) -> None:
         self.config = cfg.validate()
         self.options = options or PrinterOptions()
+        if self.config.trust.insecure:
+            warn_insecure(self.config.label, self.config.serial, self.config.host)
         self._conn: PrinterConnection | None = None
         self._early: list[UpdateStream] = []  # streams made before start()
 

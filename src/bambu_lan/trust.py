@@ -15,6 +15,7 @@ Three ways to trust, in order:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bambu_lan.errors import ConfigError, TrustError
+from bambu_lan.packet_socket import PacketSocket
 
 log = logging.getLogger("bambu_lan.trust")
 
@@ -171,13 +173,38 @@ _warned: set[object] = set()
 _warned_lock = threading.Lock()
 
 
-def _warn_once(key: object, message: str, *args: object) -> None:
-    """A warning logged once per process for ``key`` (reconnects must not repeat it)."""
+def _first_time(key: object) -> bool:
     with _warned_lock:
         if key in _warned:
-            return
+            return False
         _warned.add(key)
-    log.warning(message, *args)
+        return True
+
+
+def _warn_once(key: object, message: str, *args: object) -> None:
+    """A warning logged once per process for ``key`` (reconnects must not repeat it)."""
+    if _first_time(key):
+        log.warning(message, *args)
+
+
+def warn_insecure(
+    label: str, serial: str, host: str, *, show: Callable[[], None] | None = None
+) -> None:
+    """Say that insecure mode does not check this printer's identity: a warning logged once
+    per process per printer (a second ``Printer`` for it, or a reconnect, does not repeat it).
+
+    ``show``: the caller's own notice (the CLI's banner), shown every time; the log then
+    stays quiet about this printer, so that nobody is told twice."""
+    first = _first_time(("insecure", serial, host))
+    if show is not None:
+        show()
+    elif first:
+        log.warning(
+            "%s: insecure mode: the printer's identity is NOT checked; the access code goes "
+            "to whoever answers at %s",
+            label,
+            host,
+        )
 
 
 def warn_if_exposed(path: Path, what: str) -> None:
@@ -200,9 +227,20 @@ def warn_if_exposed(path: Path, what: str) -> None:
 
 
 def ca_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot serve as a CA file, or None when OpenSSL loads it."""
+    """Why ``path`` cannot serve as a CA file, or None when OpenSSL loads it. Remembered
+    while the file is unchanged: a printer checks its CA when made and again when it
+    connects, and a farm has many printers on one CA."""
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+        stat = path.stat()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return _ca_file_problem(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _ca_file_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
     except ssl.SSLError as exc:
         return (
             "no PEM certificate in it" if "NO_CERTIFICATE" in str(exc) else exc.reason or str(exc)
@@ -530,7 +568,7 @@ _shared: dict[tuple[object, ...], ssl.SSLContext] = {}
 _shared_lock = threading.Lock()
 
 
-class _ThreadCheckedSSLSocket(ssl.SSLSocket):
+class _ThreadCheckedSSLSocket(PacketSocket):
     def do_handshake(self, block: bool = False) -> None:
         check: HandshakeCheck | None = getattr(_current, "check", None)
         if check is None:

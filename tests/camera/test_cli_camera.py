@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.camera.support import FRAME_INTERVAL, jpeg_size
+from tests.camera.support import FRAME_INTERVAL, jpeg_size, require_tool
 from tests.cli.conftest import Cli
 
 from bambu_lan.sim import SimThread, SimulatedPrinter
@@ -177,3 +178,37 @@ def test_snapshot_to_stdout(printer: SimulatedPrinter, tmp_path: Path) -> None:
     done = subprocess.run(args, capture_output=True, timeout=60, check=False, env=env)
     assert done.returncode == 0, done.stderr
     assert jpeg_size(done.stdout) == (1280, 720)
+
+
+@pytest.fixture
+def x1(sim_cert_dir: Path) -> Iterator[SimulatedPrinter]:
+    """A simulated X1C with its RTSPS camera (live view on) on a free port."""
+    require_tool("ffmpeg")
+    sim = SimulatedPrinter(
+        "x1c", cert_dir=sim_cert_dir, time_scale=20, camera_port=0, camera_interval=0.2
+    )
+    with SimThread(sim) as running:
+        yield running.target
+
+
+def test_snapshot_of_an_x1_through_rtsps(x1: SimulatedPrinter, tmp_path: Path) -> None:
+    """The console command end to end: the report's live-view switch, then the picture."""
+    out = tmp_path / "x1.jpg"
+    args = [BAMBU_LAN, "camera", "snapshot", str(out), *connect_args(x1)]
+    env = {"BAMBU_KNOWN_PRINTERS": str(tmp_path / "kp"), "PATH": os.environ["PATH"]}
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"saved {out}")
+    assert jpeg_size(out.read_bytes()) == (1280, 720)
+    assert x1.access_code not in done.stdout + done.stderr
+
+
+def test_snapshot_of_an_x1_without_ffmpeg(x1: SimulatedPrinter, tmp_path: Path) -> None:
+    args = [BAMBU_LAN, "camera", "snapshot", str(tmp_path / "x.jpg"), *connect_args(x1)]
+    env = {"BAMBU_KNOWN_PRINTERS": str(tmp_path / "kp"), "PATH": str(tmp_path)}  # no ffmpeg
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 2
+    error, hint = done.stderr.strip().splitlines()
+    assert error.startswith("error: ") and "needs ffmpeg" in error
+    assert hint.startswith("hint: ") and "install ffmpeg" in hint
+    assert not (tmp_path / "x.jpg").exists()

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from tests.camera.support import camera, eventually, jpeg_size, require_tool
 
 from bambu_lan.camera_http import BOUNDARY, MjpegServer
+from bambu_lan.errors import TrustError
 from bambu_lan.sim import SimulatedPrinter
+from bambu_lan.trust import KnownPrinters, TrustConfig
 
 
 @pytest.fixture
@@ -180,3 +185,44 @@ async def test_chromium_shows_the_stream(server: MjpegServer, tmp_path: object) 
         colors = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
     orange = sum(n for n, (r, g, b) in colors if r > 200 and 80 < g < 160 and b < 90)
     assert orange > 50
+
+
+async def test_a_camera_failing_for_good_ends_the_viewers_cleanly(
+    cam_sim: SimulatedPrinter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The printer's identity changes while a viewer watches: the camera gives up for good.
+    Each viewer's response ends with a log line; no handler dies with an unhandled error
+    (it did: asyncio reported the viewer's task as never retrieved, with a traceback)."""
+    assert cam_sim.camera is not None
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    pins = tmp_path / "pins"
+    cam = camera(cam_sim, trust=TrustConfig(known_printers=pins))  # pinned on first use
+    caplog.set_level(logging.INFO, logger="bambu_lan.camera_http")
+    try:
+        srv = MjpegServer(cam, port=0)
+        await srv.start()
+        try:
+            reader, writer, status, _ = await request(srv, b"GET /stream.mjpg HTTP/1.1\r\n\r\n")
+            assert status == 200
+            await read_parts(reader, 1)
+            KnownPrinters(pins).pin(cam_sim.serial, "11" * 32)  # as if the printer changed
+            cam_sim.camera.drop_viewers()
+            with pytest.raises(TrustError):
+                async with asyncio.timeout(15):
+                    await srv.serve_forever()  # what `camera serve` turns into error + hint
+            async with asyncio.timeout(15):
+                while await reader.read(65536):
+                    pass  # the viewer's response ends
+            writer.close()
+            await eventually(lambda: srv.stats.viewers == 0)
+        finally:
+            await srv.close()
+        gc.collect()  # a task that died unhandled is reported when it is collected
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert unhandled == []
+    ended = [r.getMessage() for r in caplog.records if "the stream ended" in r.getMessage()]
+    assert len(ended) == 1 and "changed since it was pinned" in ended[0]

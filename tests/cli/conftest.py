@@ -19,14 +19,22 @@ import pytest
 from bambu_lan.cli.main import main
 from bambu_lan.sim import SimThread, SimulatedPrinter
 
+#: Every variable bambu-lan reads. ``isolated_env`` clears these and any other BAMBU_* the
+#: shell has, so that the developer's environment can never change a test.
 ENV_VARS = (
     "BAMBU_HOST",
     "BAMBU_SERIAL",
     "BAMBU_ACCESS_CODE",
+    "BAMBU_ACCESS_CODE_FILE",
     "BAMBU_PORT",
+    "BAMBU_FTPS_PORT",
+    "BAMBU_CAMERA_PORT",
     "BAMBU_CA_FILE",
     "BAMBU_CA_DIR",
     "BAMBU_PRINTER",
+    "BAMBU_CONFIG",
+    "BAMBU_KNOWN_PRINTERS",
+    "BAMBU_WEB_TOKEN",
 )
 
 
@@ -53,7 +61,7 @@ Cli = Callable[..., Result]
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No BAMBU_* from the developer's shell; config and pin files in a temp dir."""
-    for name in ENV_VARS:
+    for name in {*ENV_VARS, *(name for name in os.environ if name.startswith("BAMBU_"))}:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("BAMBU_CONFIG", str(tmp_path / "config.toml"))

@@ -61,6 +61,17 @@ def test_discover_finds_nothing_with_a_hint(cli: Cli) -> None:
     assert "no printer announced itself" in result.err and "hint:" in result.err
 
 
+@pytest.mark.parametrize(
+    "command", [["discover"], ["config", "add", "shop", "--serial", "03919A3B1200123"]]
+)
+def test_a_bad_search_target_is_refused_before_listening(cli: Cli, command: list[str]) -> None:
+    result = cli(*command, "--bind", "127.0.0.1", "--search-target", "not-an-address")
+    assert result.code == 2
+    assert result.err.splitlines()[0].startswith("error: 'not-an-address' is not ADDR:PORT")
+    assert "hint:" in result.err
+    assert "listening" not in result.err
+
+
 def test_config_add_fills_the_address_from_discovery(
     cli: Cli, announcing: tuple[SimulatedPrinter, int], isolated_env: Path
 ) -> None:

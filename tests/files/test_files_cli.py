@@ -66,6 +66,12 @@ def test_put_into_a_folder_and_mkdir(
     assert into.json()["remote"] == "/cache/a.3mf" and "/cache/a.3mf" in card(storage_env)
     missing = cli("files", "ls", "/no/such/folder")
     assert missing.code == 2 and "no such folder" in missing.err
+    over_a_file = cli("files", "mkdir", "/models/a.3mf")
+    assert over_a_file.code == 2
+    assert over_a_file.err.splitlines() == [
+        "error: mkdir /models/a.3mf: /models/a.3mf exists and is a file",
+        "hint: pick another name, or delete the file: `bambu-lan files rm /models/a.3mf`",
+    ]
 
 
 @pytest.mark.parametrize(

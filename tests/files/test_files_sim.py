@@ -67,6 +67,19 @@ async def test_upload_download_roundtrip_with_progress(
     assert sorted(os.listdir(tmp_path)) == ["back.bin", "part.gcode.3mf"]  # no temporary file
 
 
+async def test_mkdir_over_an_existing_file_says_it_is_a_file(
+    sim: SimulatedPrinter, tmp_path: Path
+) -> None:
+    async with storage_for(sim) as storage:
+        await storage.upload(random_file(tmp_path / "a", 100), "/part.3mf")
+        with pytest.raises(FileTransferError) as caught:
+            await storage.mkdir("/part.3mf")
+        assert await storage.size("/part.3mf") == 100  # untouched
+    assert not isinstance(caught.value, RemoteFileNotFound)
+    assert "/part.3mf exists and is a file" in str(caught.value)
+    assert "bambu-lan files rm" in caught.value.hint
+
+
 async def test_listing_shows_sizes_and_folders(sim: SimulatedPrinter, tmp_path: Path) -> None:
     async with storage_for(sim) as storage:
         await storage.mkdir("/models")

@@ -12,7 +12,7 @@ from tests.files.support import listing_reply, no_reuse_client, random_file
 from tests.files.vsftpd_printer import VsftpdPrinter, run_vsftpd
 
 from bambu_lan.config import PrinterConfig, Secret
-from bambu_lan.errors import AuthError, RemoteFileNotFound, TrustError
+from bambu_lan.errors import AuthError, FileTransferError, RemoteFileNotFound, TrustError
 from bambu_lan.files import Storage, SyncStorage
 from bambu_lan.trust import TrustConfig
 
@@ -65,6 +65,17 @@ async def test_roundtrip_listing_and_delete(vsftpd: VsftpdPrinter, tmp_path: Pat
     assert "/part.gcode.3mf" in names and "/cache" in names
     # On the real card, after the upload finished with 226 (not 426).
     assert not (vsftpd.card / "part.gcode.3mf").exists()
+
+
+def test_mkdir_over_an_existing_file_says_it_is_a_file(
+    vsftpd: VsftpdPrinter, tmp_path: Path
+) -> None:
+    with SyncStorage(config(vsftpd)) as storage:
+        storage.upload(random_file(tmp_path / "a", 100), "/part.3mf")
+        with pytest.raises(FileTransferError, match=r"/part\.3mf exists and is a file") as caught:
+            storage.mkdir("/part.3mf")
+    assert not isinstance(caught.value, RemoteFileNotFound)
+    assert (vsftpd.card / "part.3mf").stat().st_size == 100
 
 
 def test_blocking_twin_folders(vsftpd: VsftpdPrinter, tmp_path: Path) -> None:

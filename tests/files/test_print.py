@@ -231,6 +231,21 @@ async def test_busy_printer(sim: SimulatedPrinter, printer: Printer, tmp_path: P
     assert "send stop" in caught.value.hint
 
 
+async def test_a_job_that_pauses_at_its_start_reports_the_printers_reason(
+    sim: SimulatedPrinter, printer: Printer, tmp_path: Path
+) -> None:
+    # Issue 12's known gap: this ended in a CommandTimeout after start_timeout.
+    sim.model.pause_next_start(0x07008006, hms="0700_2000_0002_0001")
+    with pytest.raises(PrintFailed) as caught:
+        await printer.print_file(make_3mf(tmp_path / "p.gcode.3mf"), start_timeout=20)
+    message = str(caught.value)
+    assert "p.gcode.3mf paused at its start" in message
+    assert "0700_8006" in message and "Unable to feed filament" in message
+    assert "0700_2000_0002_0001" in message
+    assert "send resume" in caught.value.hint and "send stop" in caught.value.hint
+    assert sim.model.gcode_state == "PAUSE"  # left as the printer put it, for the person
+
+
 async def _until_active(printer: Printer) -> None:
     async for state in printer.states():
         if state.job.state.active:

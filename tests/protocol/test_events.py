@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bambu_lan.protocol.errors_table import TASK_CANCELED
 from bambu_lan.protocol.events import TERMINAL_KINDS, Event, EventKind, EventTracker
 from bambu_lan.protocol.merge import apply_push
-from bambu_lan.protocol.state import StateBuilder
+from bambu_lan.protocol.state import Job, StateBuilder
 
 from .conftest import A1_SERIAL
 
@@ -368,3 +370,70 @@ def test_hms_present_at_first_sight_is_raised() -> None:
     feed = Feed()
     assert kinds(feed.full(IDLE, hms=[HMS_BED])) == [K.HMS_RAISED]
     assert feed.full() == []
+
+
+# Deltas a print is made of, for the comparison below.
+_JOB_DELTAS: list[dict[str, Any]] = [
+    PREPARE,
+    RUNNING,
+    FINISH,
+    {"gcode_state": "FAILED", "print_error": TASK_CANCELED},
+    {"gcode_state": "FAILED", "print_error": 50364437},
+    {"gcode_state": "PAUSE", "print_error": 50364437},
+    {"gcode_state": "IDLE", "gcode_file": "", "subtask_name": ""},
+    {"gcode_state": "RUNNING", "gcode_file": "other.3mf", "subtask_name": "other"},
+    {"task_id": "77"},
+    {"mc_percent": 10},
+    {"mc_percent": 55, "mc_remaining_time": 9},
+    {"layer_num": 1},
+    {"layer_num": 2, "mc_percent": 60},
+    {"layer_num": 2, "stg_cur": 14},
+    {"nozzle_temper": 200.0},
+    {"hms": [HMS_BED]},
+    {"hms": []},
+    {"print_error": 0},
+]
+
+
+class EveryJobTracker(EventTracker):
+    """A tracker without the shortcut for jobs whose marks did not change."""
+
+    @staticmethod
+    def _job_marks(job: Job) -> tuple[Any, ...]:
+        return (id(job),)
+
+
+class FreshFeed(Feed):
+    """The same stream, every snapshot built from scratch: no section is shared, and the
+    tracker looks at every job, so it takes none of its shortcuts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tracker = EveryJobTracker(A1_SERIAL)
+
+    def _apply(self, body: dict[str, Any]) -> list[Event]:
+        self.raw, _ = apply_push(self.raw, body)
+        state = StateBuilder(A1_SERIAL).build(self.raw, None, True)
+        new = self.tracker.update(state)
+        self.events += new
+        return new
+
+
+def _kinds(feed: Feed) -> list[tuple[EventKind, str]]:
+    return [(e.kind, e.message) for e in feed.events]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(range(len(_JOB_DELTAS))), max_size=25),
+    st.sampled_from([IDLE, {**IDLE, **PREPARE}, {**IDLE, **PREPARE, **RUNNING}]),
+)
+def test_shared_sections_make_the_same_events_as_fresh_ones(
+    order: list[int], start: dict[str, Any]
+) -> None:
+    shared, fresh = Feed(), FreshFeed()
+    for feed in (shared, fresh):
+        feed.full(start)
+        for index in order:
+            feed.delta(_JOB_DELTAS[index])
+    assert _kinds(shared) == _kinds(fresh)

@@ -384,6 +384,11 @@ _DELTAS: list[dict[str, Any]] = [
     {"hms": [], "print_error": 0, "sdcard": False, "chamber_temper": 30},
     {"nozzle_target_temper": 220, "bed_target_temper": 65, "gcode_state": "PAUSE"},
     {"gcode_state": "FINISH", "mc_percent": 100},
+    # Progress only: the job is the previous one with these read again (job_progress).
+    {"mc_percent": 41, "mc_remaining_time": 30, "layer_num": 6, "nozzle_temper": 210.0},
+    {"mc_percent": "150", "layer_num": "x", "mc_remaining_time": -3},
+    {"mc_percent": -5, "mc_remaining_time": "12", "layer_num": None},
+    {"mc_percent": 60, "stg_cur": 14},  # progress with another job key: a whole new job
 ]
 
 
@@ -453,6 +458,29 @@ def test_incremental_builds_equal_builds_from_scratch(
         raw, incremental = push(builder, raw, **deltas[index])
         fresh = StateBuilder(A1_SERIAL).build(raw, None, True)
         assert same_values(incremental, fresh)
+
+
+def test_a_progress_delta_keeps_the_rest_of_the_job(a1_full: dict[str, Any]) -> None:
+    running = {**a1_full, "gcode_state": "RUNNING", "stg_cur": 0, "subtask_name": "cube"}
+    builder, raw, first = build_full(running)
+    raw, second = push(builder, raw, mc_percent=250, layer_num=3, nozzle_temper=200.0)
+    assert (second.job.progress, second.job.layer) == (100, 3)
+    assert second.job.state is JobState.RUNNING and second.job.stage == "printing"
+    assert second.job.name == "cube" and second.job.file == first.job.file
+    assert first.job.progress == a1_full["mc_percent"] and first.job.layer == 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        second.job.progress = 1  # type: ignore[misc]
+    assert same_values(second, StateBuilder(A1_SERIAL).build(raw, None, True))
+
+
+def test_many_key_sets_are_remembered_within_a_bound(a1_full: dict[str, Any]) -> None:
+    from bambu_lan.protocol.sections import STALE_FIELDS
+
+    builder, raw, _ = build_full(a1_full)
+    for i in range(5000):  # a sender inventing keys must not grow the memo without end
+        raw, state = push(builder, raw, **{f"odd_{i}": i, "mc_percent": i % 100})
+        assert state.job.progress == i % 100
+    assert 0 < len(STALE_FIELDS) <= 4096
 
 
 # --- print_error and HMS in a snapshot --------------------------------------------------------

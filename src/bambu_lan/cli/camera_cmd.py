@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import ipaddress
 import os
 import sys
@@ -56,10 +55,7 @@ def camera() -> None:
 
 
 def _config(conn: ConnectionParams, camera_port: int | None) -> PrinterConfig:
-    cfg = conn.resolve()
-    if camera_port is not None:
-        cfg = dataclasses.replace(cfg, camera_port=camera_port)
-    return cfg
+    return conn.resolve(camera_port=camera_port)
 
 
 def _camera(cfg: PrinterConfig) -> Camera:

@@ -47,31 +47,33 @@ def _discover_options(func: Any) -> Any:
     )(func)
 
 
+def _parse_targets(search_targets: tuple[str, ...]) -> list[tuple[str, int]]:
+    """The --search-target values, checked before anything is listened to or printed."""
+    from bambu_lan.discovery import parse_target
+
+    return [parse_target(t) for t in search_targets]
+
+
 def _run_discovery(
     *,
     timeout: float,
     ports: tuple[int, ...],
     bind: str,
     search: bool,
-    search_targets: tuple[str, ...],
+    search_targets: list[tuple[str, int]],
     serial: str | None = None,
     on_found: Any = None,
 ) -> DiscoveryResult:
-    from bambu_lan.discovery import (
-        DEFAULT_SEARCH_TARGETS,
-        DISCOVERY_PORTS,
-        discover,
-        parse_target,
-    )
+    from bambu_lan.discovery import DEFAULT_SEARCH_TARGETS, DISCOVERY_PORTS, discover
 
-    targets = [parse_target(t) for t in search_targets] or list(DEFAULT_SEARCH_TARGETS)
+    targets = search_targets or list(DEFAULT_SEARCH_TARGETS)
     wanted = serial.upper() if serial else None
     return run(
         discover(
             timeout,
             ports=ports or DISCOVERY_PORTS,
             bind=bind,
-            search=search or bool(search_targets),
+            search=search,
             search_targets=targets,
             until=(lambda r: wanted in r.printers) if wanted else None,
             on_found=on_found,
@@ -111,12 +113,17 @@ def discover(
     """
     from bambu_lan.discovery import shown
 
-    if not as_json:
-        listened = ", ".join(str(p) for p in ports) if ports else "2021 and 1990"
-        click.echo(f"listening {timeout:g} s for printers on UDP {listened}…", err=True)
     with json_errors(as_json):
+        targets = _parse_targets(search_targets)
+        if not as_json:
+            listened = ", ".join(str(p) for p in ports) if ports else "2021 and 1990"
+            click.echo(f"listening {timeout:g} s for printers on UDP {listened}…", err=True)
         result = _run_discovery(
-            timeout=timeout, ports=ports, bind=bind, search=search, search_targets=search_targets
+            timeout=timeout,
+            ports=ports,
+            bind=bind,
+            search=search or bool(targets),
+            search_targets=targets,
         )
     printers = sorted(result.printers.values(), key=lambda a: (a.host, a.serial))
     if as_json:
@@ -231,6 +238,7 @@ def config_add(
                 f"serial number: {problem}",
                 hint="the serial is on the printer's screen (Settings > Device) and its label",
             )
+        targets = _parse_targets(search_targets)
         found: Announcement | None = None
         if not host:
             if not as_json:
@@ -241,8 +249,8 @@ def config_add(
                 timeout=timeout,
                 ports=ports,
                 bind=bind,
-                search=search,
-                search_targets=search_targets,
+                search=search or bool(targets),
+                search_targets=targets,
                 serial=serial,
             )
             found = result.printers.get(serial)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,6 +15,7 @@ from bambu_lan.cli.options import (
     ConnectionParams,
     connection_options,
     echo_json,
+    ftps_port_option,
     json_errors,
     json_option,
     run,
@@ -27,25 +27,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def ftps_port_option(func: F) -> F:
-    """--ftps-port (the printer's storage port; 990, or the config's ``ftps_port``)."""
-    decorated: F = click.option(
-        "--ftps-port",
-        type=click.IntRange(1, 65535),
-        metavar="PORT",
-        help="The printer's FTPS (storage) port.  [default: 990; env: BAMBU_FTPS_PORT; "
-        "config: ftps_port]",
-    )(func)
-    return decorated
-
-
-def resolve_storage(conn: ConnectionParams, ftps_port: int | None) -> PrinterConfig:
-    cfg = conn.resolve()
-    if ftps_port is not None:
-        cfg = dataclasses.replace(cfg, ftps_port=ftps_port)
-    return cfg
 
 
 def with_storage(cfg: PrinterConfig, action: Callable[[Storage], Awaitable[T]]) -> T:
@@ -139,7 +120,7 @@ def ls(conn: ConnectionParams, as_json: bool, ftps_port: int | None, path: str) 
     from bambu_lan.protocol.ftp_listing import printable, remote_path
 
     with json_errors(as_json):
-        cfg = resolve_storage(conn, ftps_port)
+        cfg = conn.resolve(ftps_port=ftps_port)
         folder = remote_path(path)
         entries = with_storage(cfg, lambda s: s.entries(folder))
     if as_json:
@@ -174,7 +155,7 @@ def put(
         target = remote or "/"
         if target.endswith("/"):
             target += local.name
-        cfg = resolve_storage(conn, ftps_port)
+        cfg = conn.resolve(ftps_port=ftps_port)
         size = local.stat().st_size
         started = time.monotonic()
         with progress_bar(f"upload {local.name}", size, not as_json) as progress:
@@ -224,7 +205,7 @@ def get(
             target = target / name
         if target.exists() and not force:
             raise ConfigError(f"{target} exists", hint="pass --force to overwrite it")
-        cfg = resolve_storage(conn, ftps_port)
+        cfg = conn.resolve(ftps_port=ftps_port)
         started = time.monotonic()
         with progress_bar(f"download {name}", None, not as_json) as progress:
             got = with_storage(cfg, lambda s: s.download(remote, target, progress=progress))
@@ -246,7 +227,7 @@ def rm(
     if not yes and not as_json and sys.stdin.isatty():
         click.confirm(f"Delete {remote} from the printer?", abort=True)
     with json_errors(as_json):
-        cfg = resolve_storage(conn, ftps_port)
+        cfg = conn.resolve(ftps_port=ftps_port)
         with_storage(cfg, lambda s: s.delete(remote))
     if as_json:
         echo_json({"ok": True, "deleted": remote})
@@ -259,7 +240,7 @@ def rm(
 def mkdir(conn: ConnectionParams, as_json: bool, ftps_port: int | None, remote: str) -> None:
     """Make a folder on the card (an existing one is fine)."""
     with json_errors(as_json):
-        cfg = resolve_storage(conn, ftps_port)
+        cfg = conn.resolve(ftps_port=ftps_port)
         made = with_storage(cfg, lambda s: s.mkdir(remote))
     if as_json:
         echo_json({"ok": True, "created": made})

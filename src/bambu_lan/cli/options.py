@@ -72,12 +72,24 @@ class ConnectionParams:
             f"printer={self.printer!r})"
         )
 
-    def resolve(self, *, validate: bool = True) -> PrinterConfig:
+    def resolve(
+        self,
+        *,
+        validate: bool = True,
+        ftps_port: int | None = None,
+        camera_port: int | None = None,
+    ) -> PrinterConfig:
         """A validated ``PrinterConfig``: options, then BAMBU_* variables, then the profile
-        (``validate=False``: the values as given, for the doctor to report step by step)."""
+        (``validate=False``: the values as given, for the doctor to report step by step).
+
+        ``ftps_port`` and ``camera_port`` are the options of the commands that have them
+        (``--ftps-port``, ``--camera-port``); like the other options they win over the
+        environment and the profile."""
         from bambu_lan.config import resolve_printer
 
         cfg = resolve_printer(
+            ftps_port=ftps_port,
+            camera_port=camera_port,
             printer=self.printer,
             host=self.host,
             serial=self.serial,
@@ -91,7 +103,15 @@ class ConnectionParams:
             validate=validate,
         )
         if cfg.trust.insecure and validate:
-            click.secho(INSECURE_WARNING, fg="red", bold=True, err=True)
+            from bambu_lan.trust import warn_insecure
+
+            # The banner instead of the library's logged warning: said once, in red.
+            warn_insecure(
+                cfg.label,
+                cfg.serial,
+                cfg.host,
+                show=lambda: click.secho(INSECURE_WARNING, fg="red", bold=True, err=True),
+            )
         return cfg
 
 
@@ -211,6 +231,19 @@ def connection_options(func: F) -> F:
         decorated = option(decorated)
     result: F = decorated
     return result
+
+
+def ftps_port_option(func: F) -> F:
+    """Add --ftps-port (the printer's storage port); the command receives ``ftps_port`` and
+    passes it to ``conn.resolve(ftps_port=...)``."""
+    decorated: F = click.option(
+        "--ftps-port",
+        type=click.IntRange(1, 65535),
+        metavar="PORT",
+        help="The printer's FTPS (storage) port.  [default: 990; env: BAMBU_FTPS_PORT; "
+        "config: ftps_port]",
+    )(func)
+    return decorated
 
 
 def json_option(func: F) -> F:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bambu_lan.cli.files_cmd import ftps_port_option, progress_bar, resolve_storage
+from bambu_lan.cli.files_cmd import progress_bar
 from bambu_lan.cli.options import (
     ConnectionParams,
     connection_options,
     echo_json,
+    ftps_port_option,
     json_errors,
     json_option,
     run,
@@ -116,7 +117,7 @@ def print_(
         timelapse=timelapse,
     )
     with json_errors(as_json):
-        cfg = resolve_storage(conn, ftps_port)
+        cfg = conn.resolve(ftps_port=ftps_port)
         label = Path(file).name
         total = None if no_upload else _size(Path(file))
         with progress_bar(f"upload {label}", total, not as_json) as progress:

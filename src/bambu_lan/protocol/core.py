@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from orjson import JSONDecodeError
 
 from bambu_lan.errors import CommandRejected, DeveloperModeRequired, NotConnected
 from bambu_lan.protocol import commands as cmd
@@ -48,6 +48,7 @@ from bambu_lan.protocol.commands import Command, Reply, SequenceIds, parse_reply
 from bambu_lan.protocol.decode import NOT_OBJECT, DecodeStats, decode_payload
 from bambu_lan.protocol.events import Event, EventKind, EventTracker
 from bambu_lan.protocol.merge import apply_push
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.state import (
     PrinterInfo,
     PrinterState,
@@ -55,12 +56,15 @@ from bambu_lan.protocol.state import (
     info_from_version_reply,
 )
 
+_loads = orjson.loads
+_new_step = object.__new__
+
 # The HMS alert a printer raises when it refuses an unsigned command (Developer Mode off).
 DEV_MODE_HMS = "HMS_0500_0500_0001_0007"
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+@record(slots=True)
+class Outgoing(Record):
     """One message to publish on ``device/<serial>/request``."""
 
     payload: bytes
@@ -326,20 +330,30 @@ class PrinterCore:
     def feed(self, payload: bytes, now: float) -> Step:
         """One payload from the report topic: a report (state + events) and/or replies."""
         self.last_message_at = now
-        obj = decode_payload(payload, self.stats)
-        if obj is None:
-            return Step()
+        try:
+            obj = _loads(payload)  # decode_payload's fast path, inlined: this runs per report
+        except JSONDecodeError:
+            obj = None
+        if type(obj) is not dict:
+            obj = decode_payload(payload, self.stats)  # repairs what it can, counts the rest
+            if obj is None:
+                return Step()
+        if len(obj) == 1:
+            # The printer's own reports: {"print": {"command": "push_status", ...}}.
+            body = obj.get("print")
+            if type(body) is dict and body.get("command") == "push_status":
+                return self._report(body)
         step = Step()
         for cls, body in obj.items():
             if not isinstance(body, dict):
                 self.stats.record(NOT_OBJECT, repr(body).encode()[:60])
                 continue
             if cls == "print" and body.get("command") == "push_status":
-                self._merge(body, step)
+                self._merge(self._report(body), step)
             elif (reply := parse_reply(cls, body)) is not None:
                 self._reply(reply, step)
             elif cls == "print" and "gcode_state" in body:
-                self._merge(body, step)  # X1-style pushes may omit "command"
+                self._merge(self._report(body), step)  # X1-style pushes may omit "command"
             elif "result" in body and isinstance(body.get("command"), str):
                 self._unsequenced_reply(cls, body, step)
         return step
@@ -354,21 +368,33 @@ class PrinterCore:
             if reply is not None:
                 self._reply(reply, step)
 
-    def _merge(self, body: dict[str, Any], step: Step) -> None:
+    def _report(self, body: dict[str, Any]) -> Step:
+        """Merge one push_status: the new state, its events, and commands it settles."""
         prev = self.state
-        self._raw, full = apply_push(self._raw, body)
+        raw, full = apply_push(self._raw, body)
+        self._raw = raw
         if full:
             self._full_seen = True
-        state = self._builder.build(self._raw, None if full else body.keys(), self._full_seen)
-        self.state = step.state = state
-        step.events += self._tracker.update(state)
+        state = self._builder.build(raw, None if full else body.keys(), self._full_seen)
+        self.state = state
+        events = self._tracker.update(state)
         if full and self._awaiting_resync:
             self._awaiting_resync = False
-            step.events.append(
+            events.append(
                 Event(EventKind.RESYNCED, self.serial, f"full state of {self.label} again")
             )
+        step = _new_step(Step)
+        step.state, step.events, step.outgoing, step.settled = state, events, [], []
         if self._pending:
             self._settle_from_state(prev, state, step)
+        return step
+
+    @staticmethod
+    def _merge(report: Step, into: Step) -> None:
+        """Add a report's step to the step of a payload that held more than the report."""
+        into.state = report.state
+        into.events += report.events
+        into.settled += report.settled
 
     def _settle_from_state(
         self, prev: PrinterState | None, state: PrinterState, step: Step

@@ -14,12 +14,15 @@ that is what a job finishing and another starting while we were away looks like.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 
 from bambu_lan.protocol.errors_table import TASK_CANCELED
-from bambu_lan.protocol.state import JobState, PrinterState
+from bambu_lan.protocol.records import Record, record
+from bambu_lan.protocol.state import Job, JobState, PrinterState
+
+_UNKNOWN = JobState.UNKNOWN
 
 
 class EventKind(StrEnum):
@@ -57,8 +60,8 @@ def _same_job(old: tuple[str, str, str], new: tuple[str, str, str]) -> bool:
     return all(not a or a == b for a, b in zip(old, new, strict=True))
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+@record(slots=True)
+class Event(Record):
     kind: EventKind
     serial: str
     message: str  # one line in words
@@ -90,6 +93,12 @@ class EventTracker:
         self._cancel_requested = False
         self._complete_seen = False  # a full report has been seen (later alerts are news)
 
+    @staticmethod
+    def _job_marks(job: Job) -> tuple[Any, ...]:
+        """What job events are made of: two jobs with the same marks make none between them
+        (progress and times alone never do)."""
+        return (job.state, job.layer, job.file, job.name, job.ident)
+
     def note_stop_requested(self) -> None:
         """We sent print.stop: a FAILED that follows is a cancellation even if print_error is
         already cleared when we see it."""
@@ -98,13 +107,28 @@ class EventTracker:
     def update(self, new: PrinterState) -> list[Event]:
         old = self._last
         self._last = new
+        if (
+            old is not None
+            and old.job is new.job
+            and old.hms is new.hms
+            and (self._complete_seen or not new.complete)
+        ):
+            # Most reports change neither the job nor the alerts (snapshots share unchanged
+            # sections): nothing to tell. Keep following the newest snapshot.
+            if self._last_known is old:
+                self._last_known = new
+            return []
         events: list[Event] = []
         at_connect = new.complete and not self._complete_seen
-        if new.job.state is not JobState.UNKNOWN:
+        job = new.job
+        if job.state is not _UNKNOWN:
             known = self._last_known
             # An unchanged job section (the same object) cannot make a job event (the job
-            # ids are part of it: Job.ident).
-            if known is None or known.job is not new.job:
+            # ids are part of it: Job.ident), nor can one where only progress and times
+            # moved: job events come from its state, identity and layer alone.
+            if known is None or (
+                known.job is not job and self._job_marks(known.job) != self._job_marks(job)
+            ):
                 self._job_events(known, new, events)
             self._last_known = new
         if old is None or old.hms is not new.hms:

@@ -21,6 +21,7 @@ from bambu_lan.protocol.errors_table import (
     hms_in_range,
 )
 from bambu_lan.protocol.models import ModelInfo
+from bambu_lan.protocol.records import evolve
 from bambu_lan.protocol.snapshot import (
     ACTIVE_JOB_STATES,
     AMS_HT_FIRST_ID,
@@ -41,6 +42,8 @@ from bambu_lan.protocol.snapshot import (
 )
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+# Enum members as module constants: reading them from the class is several times slower.
+_UNKNOWN, _RUNNING, _PREPARE = JobState.UNKNOWN, JobState.RUNNING, JobState.PREPARE
 
 # --- lenient coercion -----------------------------------------------------------------------
 
@@ -142,6 +145,8 @@ _JOB_KEYS = frozenset(
         "subtask_id",
     }
 )
+# The job keys ``Sections.job_progress`` reads again (the rest of the job is unchanged).
+PROGRESS_KEYS = frozenset({"mc_percent", "mc_remaining_time", "layer_num"})
 _TEMP_KEYS = frozenset(
     {
         "nozzle_temper",
@@ -218,6 +223,28 @@ def fields_of_sections(bits: int) -> tuple[str, ...]:
     return fields
 
 
+# Delta keys (as sent, envelope included) -> what ``stale_fields`` says of them. A printer
+# repeats a few dozen key sets; the bound keeps odd senders from growing it without end.
+STALE_FIELDS: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
+_STALE_FIELDS_MAX = 4096
+
+
+def stale_fields(report_keys: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """(the snapshot fields a report with ``report_keys`` makes stale, whether its job keys
+    are ``PROGRESS_KEYS`` only). In the second case "job" is not among the fields: the job is
+    the previous one with ``Sections.job_progress``. Memoized in ``STALE_FIELDS``."""
+    bits = section_bits(report_keys)
+    fields = fields_of_sections(bits)
+    progress_only = False
+    if bits & _JOB and PROGRESS_KEYS.issuperset(k for k in report_keys if k in _JOB_KEYS):
+        progress_only = True
+        fields = tuple(name for name in fields if name != "job")
+    if len(STALE_FIELDS) >= _STALE_FIELDS_MAX:
+        STALE_FIELDS.clear()
+    STALE_FIELDS[report_keys] = result = (fields, progress_only)
+    return result
+
+
 # Report keys that tell one job from the next besides its file and name ("0" or "": none).
 _JOB_ID_KEYS = ("job_id", "task_id", "subtask_id")
 
@@ -289,7 +316,7 @@ class Sections:
         state = JOB_STATES_BY_NAME.get(gcode_state) if type(gcode_state) is str else None
         if state is None:
             # A missing gcode_state reads as "": UNKNOWN, like any value we do not know.
-            state = JOB_STATES_BY_NAME.get(r.str_(raw, "gcode_state").upper(), JobState.UNKNOWN)
+            state = JOB_STATES_BY_NAME.get(r.str_(raw, "gcode_state").upper(), _UNKNOWN)
         stage_id = get("stg_cur")
         if type(stage_id) is not int:
             stage_id = r.int_(raw, "stg_cur")
@@ -297,10 +324,10 @@ class Sections:
         stage = (
             (STAGE_NAMES.get(stage_id) or f"stage {stage_id}")
             # stg_cur 0 means "printing" only while RUNNING; in PREPARE it is just unset.
-            if active and stage_id is not None and (stage_id != 0 or state is JobState.RUNNING)
+            if active and stage_id is not None and (stage_id != 0 or state is _RUNNING)
             else ""
         )
-        prepare = r.int_(raw, "gcode_file_prepare_percent") if state is JobState.PREPARE else None
+        prepare = r.int_(raw, "gcode_file_prepare_percent") if state is _PREPARE else None
         ident = ""
         for key in _JOB_ID_KEYS:
             value = get(key)
@@ -313,15 +340,7 @@ class Sections:
         name = get("subtask_name")
         if type(name) is not str:
             name = r.str_(raw, "subtask_name")
-        percent = get("mc_percent")
-        if type(percent) is not int:
-            percent = r.int_(raw, "mc_percent") or 0
-        remaining = get("mc_remaining_time")
-        if type(remaining) is not int:
-            remaining = r.int_(raw, "mc_remaining_time")
-        layer = get("layer_num")
-        if type(layer) is not int:
-            layer = r.int_(raw, "layer_num") or 0
+        progress, remaining, layer = self._progress(raw)
         total = get("total_layer_num")
         if type(total) is not int:
             total = r.int_(raw, "total_layer_num") or 0
@@ -332,7 +351,7 @@ class Sections:
             state,
             file,
             name,
-            0 if percent < 0 else 100 if percent > 100 else percent,
+            progress,
             remaining,
             layer,
             total,
@@ -342,6 +361,27 @@ class Sections:
             prepare,
             ident,
         )
+
+    def job_progress(self, job: Job, raw: Mapping[str, Any]) -> Job:
+        """``job`` with progress, time left and layer read again from ``raw``: what most
+        reports during a print change, and all they change when their only job keys are
+        ``PROGRESS_KEYS`` (the other fields would be read the same)."""
+        progress, remaining, layer = self._progress(raw)
+        return evolve(job, {"progress": progress, "remaining_minutes": remaining, "layer": layer})
+
+    def _progress(self, raw: Mapping[str, Any]) -> tuple[int, int | None, int]:
+        """A job's (percent done 0-100, minutes left, layer)."""
+        get = raw.get
+        percent = get("mc_percent")
+        if type(percent) is not int:
+            percent = self._read.int_(raw, "mc_percent") or 0
+        remaining = get("mc_remaining_time")
+        if type(remaining) is not int:
+            remaining = self._read.int_(raw, "mc_remaining_time")
+        layer = get("layer_num")
+        if type(layer) is not int:
+            layer = self._read.int_(raw, "layer_num") or 0
+        return 0 if percent < 0 else 100 if percent > 100 else percent, remaining, layer
 
     def temperatures(self, raw: Mapping[str, Any]) -> tuple[tuple[Nozzle, ...], Temperatures]:
         r = self._read

@@ -22,10 +22,9 @@ from bambu_lan.protocol.models import (
     model_from_serial,
 )
 from bambu_lan.protocol.sections import (
-    FIELDS_OF_SECTIONS,
-    SECTION_OF_KEY,
+    STALE_FIELDS,
     Sections,
-    fields_of_sections,
+    stale_fields,
 )
 from bambu_lan.protocol.snapshot import (
     AMS_HT_FIRST_ID,
@@ -70,9 +69,9 @@ __all__ = [
 ]
 
 _new_state = object.__new__
+_time = time.time
 _set_dict = object.__setattr__
-_section_of = SECTION_OF_KEY.get
-_fields_memo = FIELDS_OF_SECTIONS
+_stale_memo = STALE_FIELDS.get
 
 
 class StateBuilder:
@@ -115,24 +114,28 @@ class StateBuilder:
                 "serial": self.serial,
                 "model": model.name if model else None,
                 "firmware": info.firmware if info else None,
+                "_sections": self._sections,
+                "job": self._sections.job(raw),
             }
-            values["_sections"] = self._sections
         else:
-            # A copy of the previous snapshot (one C-level dict copy) without the sections
-            # the report touched: those are built from the new raw when first read.
+            # A copy of the previous snapshot (one C-level dict copy) without the fields of
+            # the sections the report touched: those are built from the new raw when first
+            # read. A printer sends the same few sets of keys over and over, so the fields to
+            # drop are looked up by the delta's keys instead of worked out key by key.
             values = prev.__dict__.copy()
-            stale = 0
-            for key in changed:  # section_bits(changed), inlined: this runs for every report
-                stale |= _section_of(key, 0)
+            keys = tuple(changed)
+            stale, progress_only = _stale_memo(keys) or stale_fields(keys)
             if stale:
                 pop = values.pop
-                for name in _fields_memo.get(stale) or fields_of_sections(stale):
+                for name in stale:
                     pop(name, None)
-        if "job" not in values:
-            # Built at once, not on first read: the event tracker reads it for every report.
-            values["job"] = self._sections.job(raw)
+                if "job" not in values:
+                    # Built at once, not on first read: the event tracker reads it every time.
+                    values["job"] = self._sections.job(raw)
+            if progress_only:
+                values["job"] = self._sections.job_progress(values["job"], raw)
         values["complete"] = complete
-        values["updated_at"] = time.time()
+        values["updated_at"] = _time()
         values["raw"] = raw
         state: PrinterState = _new_state(PrinterState)
         _set_dict(state, "__dict__", values)

@@ -6,6 +6,7 @@ The broker reads the rules; the printer model reads the identity and report styl
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -58,21 +59,9 @@ A1 = ModelProfile(
     has_ams_lite=True,
 )
 
-A1_MINI = ModelProfile(
-    key="a1mini",
-    product_name="Bambu Lab A1 mini",
-    model_code="N1",
-    serial_prefix="030",
-    esp32_hw="AP05",
-    firmware="01.05.00.00",
-    drop_on_wildcard_subscribe=True,
-    drop_on_foreign_subscribe=True,
-    drop_on_request_subscribe=True,
-    max_sessions=4,
-    delta_reports=True,
-    has_chamber_sensor=False,
-    light_nodes=("chamber_light",),
-    has_ams_lite=True,
+# The A1 mini is an A1 with another name: the same board, broker and reports.
+A1_MINI = dataclasses.replace(
+    A1, key="a1mini", product_name="Bambu Lab A1 mini", model_code="N1", serial_prefix="030"
 )
 
 P1S = ModelProfile(
@@ -109,43 +98,30 @@ X1C = ModelProfile(
     has_ams_lite=False,
 )
 
-# Shaped on public captures of a P2S and an H2D (tests/protocol/captures/README.md).
-P2S = ModelProfile(
+# Shaped on public captures of a P2S and an H2D (tests/protocol/captures/README.md): the X1's
+# Linux broker and full reports, plus the ``device`` block of the newer printers.
+P2S = dataclasses.replace(
+    X1C,
     key="p2s",
     product_name="Bambu Lab P2S",
     model_code="N7",
     serial_prefix="22E",
     esp32_hw="AP04",
     firmware="01.01.00.00",
-    drop_on_wildcard_subscribe=False,
-    drop_on_foreign_subscribe=False,
-    drop_on_request_subscribe=False,
-    max_sessions=16,
-    delta_reports=False,
-    has_chamber_sensor=True,
-    light_nodes=("chamber_light", "work_light"),
-    has_ams_lite=False,
     device_report=True,
     external_spool_ids=(255,),
     top_level_chamber=False,
     top_level_vt_tray=False,
 )
 
-H2D = ModelProfile(
+H2D = dataclasses.replace(
+    X1C,
     key="h2d",
     product_name="Bambu Lab H2D",
     model_code="O1D",
     serial_prefix="094",
-    esp32_hw="AP05",
     firmware="01.01.02.07",
-    drop_on_wildcard_subscribe=False,
-    drop_on_foreign_subscribe=False,
-    drop_on_request_subscribe=False,
-    max_sessions=16,
-    delta_reports=False,
-    has_chamber_sensor=True,
     light_nodes=("chamber_light", "work_light", "chamber_light2"),
-    has_ams_lite=False,
     device_report=True,
     extruders=2,
     external_spool_ids=(254, 255),

@@ -32,6 +32,7 @@ SPEED_MAGNITUDES: Final[dict[int, int]] = {1: 50, 2: 100, 3: 124, 4: 166}
 # print_error values (§6.2) and authorization failures (§6.3).
 PRINT_ERROR_CANCELLED: Final = 0x0300400C  # 50348044, user stop
 PRINT_ERROR_FILAMENT_RUNOUT: Final = 0x03008015  # 50364437, external spool ran out
+PRINT_ERROR_FEED_FAILED: Final = 0x07008006  # 117473286, unable to feed filament (AMS)
 PRINT_ERROR_FILE_NOT_FOUND: Final = 0x05004002  # unsupported print file path or name
 PRINT_ERROR_BUSY: Final = 0x05004004  # device is busy
 ERR_VERIFY_FAILED: Final = 84033543  # 0x05024007: no signature envelope

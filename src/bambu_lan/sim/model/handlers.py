@@ -29,6 +29,7 @@ from bambu_lan.sim.model.gcode import run_gcode
 from bambu_lan.sim.model.pushes import Reports
 from bambu_lan.sim.model.state import (
     BUSY_STATES,
+    STAGE_FILAMENT_RUNOUT,
     STAGE_PAUSED_BY_USER,
     Job,
     LoggedRequest,
@@ -398,6 +399,12 @@ class CommandHandlers:
             for key in ("project_id", "profile_id", "task_id", "subtask_id")
         }
         state.start_job(job, tray=tray, ids=ids)
+        if state.pause_at_start is not None:  # the pause_next_start fault
+            (print_error, hms), state.pause_at_start = state.pause_at_start, None
+            state.pause_job(STAGE_FILAMENT_RUNOUT)  # the filament did not feed
+            state.set("print_error", print_error)
+            if hms is not None:
+                state.add_hms(*hms)
 
     def _requested_tray(self, body: JsonObject) -> str:
         """``tray_now`` for a job: the first mapped AMS tray, else the external spool."""

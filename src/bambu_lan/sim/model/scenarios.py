@@ -107,6 +107,18 @@ class ScenarioVerbs:
             state.set("print_error", report.PRINT_ERROR_FILAMENT_RUNOUT)
         self._changed()
 
+    def pause_next_start(
+        self,
+        print_error: int = report.PRINT_ERROR_FEED_FAILED,
+        hms: str | tuple[int, int] | None = None,
+    ) -> None:
+        """The next job started by a request goes straight to PAUSE with ``print_error`` (and
+        the HMS alert ``hms``), as when its AMS mapping names a tray that does not feed; the
+        start's reply is still a success (protocol.md §5.3: "a wrong mapping makes the
+        printer pause rather than start")."""
+        attr_code = None if hms is None else report.parse_hms_code(hms)
+        self._state.pause_at_start = (print_error, attr_code)
+
     def raise_hms(self, code: str | tuple[int, int]) -> None:
         """Add an HMS alert: ``"0300_0100_0001_0007"``, ``"HMS_…"`` or ``(attr, code)``."""
         self._state.add_hms(*report.parse_hms_code(code))
@@ -230,4 +242,17 @@ class ScenarioVerbs:
         if info["ip"] != ip:
             info["ip"] = ip
             state.touch("net")
+            self._changed()
+
+    def set_live_view(self, url: str | None) -> None:
+        """The LAN live view switched on (``ipcam.rtsp_url`` carries its ``rtsps://``
+        address) or off (None: ``"disable"``), as on the X1/P2S/H2 screen."""
+        state = self._state
+        ipcam = state.report.get("ipcam")
+        if not isinstance(ipcam, dict):
+            return
+        value = url or "disable"
+        if ipcam.get("rtsp_url") != value:
+            ipcam["rtsp_url"] = value
+            state.touch("ipcam")
             self._changed()

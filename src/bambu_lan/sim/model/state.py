@@ -172,6 +172,8 @@ class ModelState:
         self.detached_ams_units: list[JsonObject] = []  # the AMS while unplugged
         # Commands whose replies carry no sequence_id (an A1 answered print_speed so, §3.6).
         self.unsequenced_replies: frozenset[str] = frozenset()
+        #: The next job started by a request pauses at once: (print_error, HMS (attr, code)).
+        self.pause_at_start: tuple[int, tuple[int, int] | None] | None = None
         self.stats = ModelStats()
         self.request_log: deque[LoggedRequest] = deque(maxlen=_REQUEST_LOG_SIZE)
         self.state_history: deque[str] = deque(["IDLE"], maxlen=_STATE_HISTORY_SIZE)
