@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bambu_lan.protocol.events import EventKind
 from bambu_lan.serve.daemon import Daemon
-from bambu_lan.serve.metrics import MetricsSink
+from bambu_lan.serve.metrics import MetricsSink, PrinterRow
 from bambu_lan.serve.settings import ServeSettings
 
 from .support import RecordingSink, require_tool
@@ -195,13 +195,12 @@ async def test_ams_humidity_percent_and_index(sim_factory, tmp_path: Path) -> No
     finally:
         await daemon.stop()
     samples = parse(text)
-    ratio = {dict(k)["serial"]: v for (n, k), v in samples.items() if n == "bambu_ams_humidity_ratio"}
-    assert set(ratio) == {h2d.serial}  # the AMS Lite has no percentage
+    ratio = [
+        (dict(k)["serial"], v) for (n, k), v in samples.items() if n == "bambu_ams_humidity_ratio"
+    ]
+    assert {serial for serial, _ in ratio} == {h2d.serial}  # the AMS Lite has no percentage
     percents = [u.humidity_percent for u in units if u.humidity_percent is not None]
-    assert percents and sorted(
-        v for (n, k), v in samples.items()
-        if n == "bambu_ams_humidity_ratio"
-    ) == sorted(p / 100 for p in percents)  # fmt: skip
+    assert percents and sorted(v for _, v in ratio) == sorted(p / 100 for p in percents)
     index = {dict(k)["serial"] for (n, k), _ in samples.items() if n == "bambu_ams_humidity_level"}
     assert a1.serial in index
     check = await asyncio.create_subprocess_exec(
@@ -225,7 +224,5 @@ def test_label_values_are_escaped_and_parse_back() -> None:
     assert samples[("bambu_jobs_total", key(labels, outcome="unknown"))] == 0.0
 
 
-def _row(labels: list[str]) -> object:
-    from bambu_lan.serve import metrics
-
-    return metrics._Row(labels, True, None, 0, 0, 0, {})  # noqa: SLF001
+def _row(labels: list[str]) -> PrinterRow:
+    return PrinterRow(labels, True, None, 0, 0, 0, {})

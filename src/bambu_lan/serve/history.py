@@ -176,10 +176,11 @@ class HistorySink(Sink):
             return
         outcome = JOB_OUTCOMES.get(event.kind)
         if outcome is not None:
-            job = self._open.pop(printer.serial, None)
-            if job is None:  # not seen under way: what the event says, then the state
-                job = self._new(printer, None, event.at, False)
-                job.file = str(event.data.get("file") or "")
+            found = self._open.pop(printer.serial, None)
+            if found is None:  # not seen under way: what the event says, then the state
+                found = self._new(printer, None, event.at, False)
+                found.file = str(event.data.get("file") or "")
+            job = found
             if printer.state is not None:
                 job.note(printer.state)
             if event.kind is EventKind.JOB_FAILED and event.data.get("print_error"):

@@ -47,7 +47,7 @@ _JOB_COUNTERS = {EventKind.JOB_STARTED: "started", **JOB_OUTCOMES}
 
 
 @dataclass(frozen=True, slots=True)
-class _Row:
+class PrinterRow:
     """What one scrape needs of one printer, copied on the loop."""
 
     labels: list[str]
@@ -81,7 +81,7 @@ class MetricsSink(Sink):
     def setup_http(self, app: web.Application) -> None:
         app.router.add_get("/metrics", self._handle)
 
-    def snapshot(self) -> list[_Row]:
+    def snapshot(self) -> list[PrinterRow]:
         assert self.hub is not None
         rows = []
         for p in list(self.hub.printers.values()):
@@ -92,7 +92,7 @@ class MetricsSink(Sink):
             except Exception:  # a printer being removed: counters are gone with it
                 connects = reports = problems = 0
             rows.append(
-                _Row(
+                PrinterRow(
                     labels=[p.serial, p.name, p.model],
                     up=p.online,
                     state=p.state,
@@ -104,7 +104,7 @@ class MetricsSink(Sink):
             )
         return rows
 
-    def render(self, rows: list[_Row] | None = None) -> bytes:
+    def render(self, rows: list[PrinterRow] | None = None) -> bytes:
         """The exposition text (thread-safe given a snapshot)."""
         farm = render_farm(rows if rows is not None else self.snapshot())
         return farm.encode() + generate_latest(_Scrape())
@@ -158,7 +158,7 @@ def _label(value: str) -> str:
     return value
 
 
-def render_farm(rows: list[_Row]) -> str:
+def render_farm(rows: list[PrinterRow]) -> str:
     """The farm's metric families in the Prometheus text format."""
     up = _Family("bambu_printer_up", "gauge", "1 when the printer's MQTT session is connected.")
     info = _Family("bambu_printer_info", "gauge", "Always 1; the firmware as a label.")
