@@ -21,7 +21,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +38,7 @@ from bambu_lan.protocol import commands as cmd
 from bambu_lan.protocol.commands import Command, Reply
 from bambu_lan.protocol.core import Outcome, Pending, PrinterCore, Step
 from bambu_lan.protocol.events import Event
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.state import PrinterInfo, PrinterState
 from bambu_lan.protocol.topics import DEFAULT_PORT
 from bambu_lan.session import ConnectionStatus, LinkState, Session, SessionOptions
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bambu_lan.printer")
 
 
-@dataclass(frozen=True, slots=True)
-class PrinterOptions:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class PrinterOptions(Record):
     """Behaviour above the connection: commands and the pushall policy."""
 
     session: SessionOptions = field(default_factory=SessionOptions)
@@ -62,8 +63,8 @@ class PrinterOptions:
     event_queue_size: int = 1000  # per subscriber; the oldest events are dropped beyond it
 
 
-@dataclass(frozen=True, slots=True)
-class CommandResult:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class CommandResult(Record):
     """A command the printer accepted."""
 
     command: str

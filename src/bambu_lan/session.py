@@ -41,14 +41,15 @@ from bambu_lan.errors import (
     TrustError,
 )
 from bambu_lan.packet_socket import PacketSocket, report_payload
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.topics import USERNAME, report_topic, request_topic
 from bambu_lan.trust import HandshakeCheck, checking, shared_client_context
 
 log = logging.getLogger("bambu_lan.session")
 
 
-@dataclass(frozen=True, slots=True)
-class SessionOptions:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class SessionOptions(Record):
     """Timing of one printer connection. Defaults suit a real A1 on Wi-Fi."""
 
     keepalive: float = 30.0
