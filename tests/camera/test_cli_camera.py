@@ -141,9 +141,13 @@ def test_serve_runs_as_a_process_and_streams(printer: SimulatedPrinter, tmp_path
         finally:
             if proc.poll() is None:
                 proc.kill()
+                proc.wait()
+            err = proc.stderr.read() if proc.stderr is not None else b""
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
     assert code == 130
-    assert proc.stderr is not None
-    assert b"Traceback" not in proc.stderr.read()
+    assert b"Traceback" not in err
 
 
 def test_snapshot_of_an_x1_with_live_view_off(sim_cert_dir: Path, tmp_path: Path) -> None:
