@@ -40,6 +40,7 @@ from bambu_lan.errors import (
     ServerUnavailable,
     TrustError,
 )
+from bambu_lan.packet_socket import PacketSocket, report_payload
 from bambu_lan.protocol.topics import USERNAME, report_topic, request_topic
 from bambu_lan.trust import HandshakeCheck, checking, shared_client_context
 
@@ -208,6 +209,7 @@ class Link:
         client.on_message = self._on_message
         self.client = client
         self._on_payload = on_payload
+        self._topic = report_topic(cfg.serial).encode()
         self.connack: asyncio.Future[ReasonCode] = self.loop.create_future()
         self.closed: asyncio.Future[str] = self.loop.create_future()
         self.suback: asyncio.Future[list[ReasonCode]] = self.loop.create_future()
@@ -311,6 +313,8 @@ class Link:
         sock = self.client.socket()
         if sock is None:
             raise ConnectError("the connection closed during the handshake")
+        if not isinstance(sock, PacketSocket):  # shared_client_context's sockets are
+            raise TypeError(f"expected a PacketSocket, got {type(sock).__name__}")
         self._sock = sock
         client = self.client
         client.on_socket_close = self._on_socket_close
@@ -324,15 +328,30 @@ class Link:
         self.loop.remove_writer(sock)
 
     def _read(self) -> None:
-        # TLS may hold a whole further message already decrypted: the socket will not be
-        # readable again for it, so read until TLS has nothing pending.
-        client = self.client
-        for _ in range(64):  # bounded: one event never holds the loop for long
-            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
-                break
-            sock = client.socket()
-            if sock is None or not getattr(sock, "pending", _nothing)():
-                break
+        sock: PacketSocket = self._sock
+        # Reports (QoS 0 PUBLISH on our topic) go straight to the handler; paho reads every
+        # other packet, the end of the stream and errors (packet_socket.py says why).
+        topic = self._topic
+        on_payload = self._on_payload
+        for _ in range(256):  # bounded: one event never holds the loop for long
+            packet = sock.next_packet()
+            if packet is None:
+                return  # TLS has nothing more for now: the socket will be readable again
+            payload = report_payload(packet, topic) if packet else None
+            if payload is not None:
+                on_payload(payload)
+                continue
+            sock.hand_to_paho(packet)
+            self.client.loop_read()
+            if self.client.socket() is not sock:
+                return  # paho closed it
+        # Whole packets may be waiting in our buffer or in TLS: the socket will not be
+        # readable again for them, so come back after the loop's other work.
+        self.loop.call_soon(self._read_more, sock)
+
+    def _read_more(self, sock: PacketSocket) -> None:
+        if self._sock is sock and self.client.socket() is sock:
+            self._read()
 
     def _write(self) -> None:
         self.client.loop_write()
@@ -652,10 +671,6 @@ class Session:
             log.info("%s: no message for %.0f s; sending pushing.start", self.cfg.label, now - last)
             with contextlib.suppress(BambuError):
                 self._listener.on_silence(now)
-
-
-def _nothing() -> int:
-    return 0
 
 
 def _describe_close(reason: str) -> str:
