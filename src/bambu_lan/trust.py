@@ -15,6 +15,7 @@ Three ways to trust, in order:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -226,9 +227,20 @@ def warn_if_exposed(path: Path, what: str) -> None:
 
 
 def ca_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot serve as a CA file, or None when OpenSSL loads it."""
+    """Why ``path`` cannot serve as a CA file, or None when OpenSSL loads it. Remembered
+    while the file is unchanged: a printer checks its CA when made and again when it
+    connects, and a farm has many printers on one CA."""
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+        stat = path.stat()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return _ca_file_problem(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _ca_file_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
     except ssl.SSLError as exc:
         return (
             "no PEM certificate in it" if "NO_CERTIFICATE" in str(exc) else exc.reason or str(exc)

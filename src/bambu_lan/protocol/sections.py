@@ -21,6 +21,7 @@ from bambu_lan.protocol.errors_table import (
     hms_in_range,
 )
 from bambu_lan.protocol.models import ModelInfo
+from bambu_lan.protocol.records import evolve
 from bambu_lan.protocol.snapshot import (
     ACTIVE_JOB_STATES,
     AMS_HT_FIRST_ID,
@@ -38,7 +39,6 @@ from bambu_lan.protocol.snapshot import (
     Speed,
     Temperatures,
     Tray,
-    evolve,
 )
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
