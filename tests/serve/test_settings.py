@@ -116,3 +116,11 @@ def test_serve_reads_each_profile_as_the_other_commands_do(
     farm = read_farm_config(config)
     assert farm.printers["left"] == resolve_printer(printer="left", config_file=config)
     assert farm.printers["left"].access_code.reveal() == "99998888"
+
+
+def test_camera_interval_for_home_assistant() -> None:
+    assert parse_serve_table({}).mqtt_camera_interval == 60.0
+    assert parse_serve_table({"serve": {"mqtt_camera_interval": 0}}).mqtt_camera_interval == 0
+    for bad in (2, -1, "60", True):
+        with pytest.raises(ConfigError, match="mqtt_camera_interval"):
+            parse_serve_table({"serve": {"mqtt_camera_interval": bad}})

@@ -115,6 +115,7 @@ def build_sinks(settings: ServeSettings) -> list[Sink]:
                 ca_file=settings.mqtt_ca_file,
                 prefix=settings.mqtt_prefix,
                 discovery_prefix=settings.discovery_prefix,
+                camera_interval=settings.mqtt_camera_interval,
                 instance_group=str(settings.shard or "all"),
             )
         )
