@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -13,6 +12,8 @@ def write_atomically(path: Path, data: bytes | str) -> None:
     over it at the end: a reader sees the old file or the new one, never half of one. The
     temporary file is created readable by its owner only (mode 0600) and removed on failure;
     the ``OSError`` is the caller's to explain."""
+    import tempfile  # here: writing is rare, and tempfile is not cheap to import
+
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
     try:

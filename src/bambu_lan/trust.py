@@ -15,19 +15,22 @@ Three ways to trust, in order:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bambu_lan.errors import ConfigError, TrustError
 from bambu_lan.local_files import write_atomically
+from bambu_lan.packet_socket import PacketSocket
+from bambu_lan.protocol.records import Record, record
 
 log = logging.getLogger("bambu_lan.trust")
 
@@ -49,8 +52,8 @@ def default_known_printers_path() -> Path:
     return Path(base) / "bambu-lan" / "known_printers"
 
 
-@dataclass(frozen=True, slots=True)
-class TrustConfig:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class TrustConfig(Record):
     """How to decide that a printer is the one we mean."""
 
     ca_file: Path | None = None
@@ -131,8 +134,8 @@ class TrustConfig:
         return self.known_printers or default_known_printers_path()
 
 
-@dataclass(frozen=True, slots=True)
-class PeerCertificate:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class PeerCertificate(Record):
     """The certificate a printer presented, for checks and for the doctor."""
 
     der: bytes = field(repr=False)
@@ -225,9 +228,20 @@ def warn_if_exposed(path: Path, what: str) -> None:
 
 
 def ca_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot serve as a CA file, or None when OpenSSL loads it."""
+    """Why ``path`` cannot serve as a CA file, or None when OpenSSL loads it. Remembered
+    while the file is unchanged: a printer checks its CA when made and again when it
+    connects, and a farm has many printers on one CA."""
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+        stat = path.stat()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return _ca_file_problem(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _ca_file_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
     except ssl.SSLError as exc:
         return (
             "no PEM certificate in it" if "NO_CERTIFICATE" in str(exc) else exc.reason or str(exc)
@@ -548,7 +562,7 @@ _shared: dict[tuple[object, ...], ssl.SSLContext] = {}
 _shared_lock = threading.Lock()
 
 
-class _ThreadCheckedSSLSocket(ssl.SSLSocket):
+class _ThreadCheckedSSLSocket(PacketSocket):
     def do_handshake(self, block: bool = False) -> None:
         check: HandshakeCheck | None = getattr(_current, "check", None)
         if check is None:

@@ -209,6 +209,19 @@ def test_a_ca_file_that_is_not_a_certificate(tmp_path: Path) -> None:
     assert "PEM" in info.value.hint
 
 
+def test_a_ca_file_is_checked_again_once_it_changes(tmp_path: Path, test_ca: Issued) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(test_ca.pem)
+    trust = TrustConfig(ca_file=ca)
+    trust.check()
+    trust.check()  # the same file: remembered
+    ca.write_text("not a certificate any more", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not usable: no PEM certificate"):
+        trust.check()
+    ca.write_bytes(test_ca.pem)
+    trust.check()
+
+
 # --- the known-printers file ----------------------------------------------------------------
 
 

@@ -131,9 +131,10 @@ _MODELS_HELP = "a1, a1mini, p1s, x1c, p2s or h2d"
     "--camera-port",
     type=click.IntRange(0, 65535),
     metavar="PORT",
-    help="Serve the A1/P1 camera (TLS, JPEG frames) on this port; 0 picks a free one. "
-    "Default: 6000 (the printers' port) when --port is 8883, else a free one. Needs Pillow "
-    "(pip install 'bambu-lan[sim]').",
+    help="Serve the camera on this port; 0 picks a free one. A1/P1: TLS with JPEG frames, "
+    "default 6000 (the printers' port) when --port is 8883, else a free one. X1/P2S/H2: "
+    "H.264 over RTSPS (a printer's port 322), only when this option is given; needs ffmpeg. "
+    "Needs Pillow (pip install 'bambu-lan[sim]').",
 )
 @click.option(
     "--no-camera",
@@ -254,7 +255,7 @@ def _camera_port(model: str, port: int, camera_port: int | None, no_camera: bool
     if no_camera:
         return None
     if resolve_profile(model).model_code not in JPEG_CAMERA_MODELS and camera_port is None:
-        return None  # X1-class cameras are RTSPS, which the simulator does not serve
+        return None  # X1-class cameras (RTSPS) encode with ffmpeg: only when asked for
     if not pillow_available():
         if camera_port is not None:
             raise ConfigError("the simulated camera needs Pillow", hint=PILLOW_HINT)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from bambu_lan.protocol.errors_table import ERR_VERIFY_FAILED, ERR_VERIFY_MALFORMED
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.state import SPEED_LEVELS, JobState, PrinterState
 
 VERIFY_FAILED_REASON = "mqtt message verify failed"
@@ -31,8 +32,8 @@ class SequenceIds:
         return str(next(self._counter))
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+@record(slots=True)
+class Command(Record):
     """One request: where it goes, and how to know it worked."""
 
     cls: str  # top-level key: print, system, pushing, info
@@ -173,8 +174,8 @@ def raw(cls: str, name: str, params: Mapping[str, Any] | None = None) -> Command
     return Command(cls, name, body)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+@record(slots=True)
+class Reply(Record):
     cls: str
     sequence_id: str
     command: str  # "" when the firmware omitted it

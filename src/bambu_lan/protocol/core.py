@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -49,6 +48,7 @@ from bambu_lan.protocol.commands import Command, Reply, SequenceIds, parse_reply
 from bambu_lan.protocol.decode import NOT_OBJECT, DecodeStats, decode_payload
 from bambu_lan.protocol.events import Event, EventKind, EventTracker
 from bambu_lan.protocol.merge import apply_push
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.state import (
     PrinterInfo,
     PrinterState,
@@ -63,8 +63,8 @@ _new_step = object.__new__
 DEV_MODE_HMS = "HMS_0500_0500_0001_0007"
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+@record(slots=True)
+class Outgoing(Record):
     """One message to publish on ``device/<serial>/request``."""
 
     payload: bytes

@@ -6,7 +6,7 @@ wiki link, where Bambu documents all of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bambu_lan.protocol.records import Record, record
 
 SEVERITIES = {1: "fatal", 2: "serious", 3: "common", 4: "info"}
 
@@ -52,8 +52,8 @@ PRINT_ERROR_TEXTS = {
 WIKI_SERIES_DEFAULT = "x1"
 
 
-@dataclass(frozen=True, slots=True)
-class HmsAlert:
+@record(slots=True)
+class HmsAlert(Record):
     """One entry of the printer's ``hms`` list."""
 
     code: str  # "HMS_0500_0500_0001_0007"
@@ -108,8 +108,8 @@ def parse_hms_code(text: str) -> tuple[int, int]:
     return (a << 16) | b, (c << 16) | d
 
 
-@dataclass(frozen=True, slots=True)
-class PrintError:
+@record(slots=True)
+class PrintError(Record):
     """The printer's single ``print_error`` value, when it is not 0."""
 
     value: int

@@ -14,11 +14,12 @@ that is what a job finishing and another starting while we were away looks like.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any
 
 from bambu_lan.protocol.errors_table import TASK_CANCELED
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.state import Job, JobState, PrinterState
 
 _UNKNOWN = JobState.UNKNOWN
@@ -59,8 +60,8 @@ def _same_job(old: tuple[str, str, str], new: tuple[str, str, str]) -> bool:
     return all(not a or a == b for a, b in zip(old, new, strict=True))
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+@record(slots=True)
+class Event(Record):
     kind: EventKind
     serial: str
     message: str  # one line in words

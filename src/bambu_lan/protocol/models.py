@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bambu_lan.protocol.records import Record, record
 
 
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
+@record(slots=True)
+class ModelInfo(Record):
     name: str  # "A1"
     code: str  # "N2S"
     serial_prefix: str  # "039"

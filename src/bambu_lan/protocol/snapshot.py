@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bambu_lan.protocol.errors_table import HmsAlert, PrintError
+from bambu_lan.protocol.records import Record, record
 
 
 class JobState(StrEnum):
@@ -88,63 +89,9 @@ NO_TRAY_ID = 255
 
 # --- sections -------------------------------------------------------------------------------
 
-_T = TypeVar("_T")
 
-
-_new = object.__new__
-_set_dict = object.__setattr__
-
-
-def _fast_init(cls: type[_T]) -> type[_T]:
-    """Give a frozen dataclass an ``__init__`` two to three times as fast, same signature.
-
-    A frozen dataclass sets each field through ``object.__setattr__``; this one calls the slot
-    descriptors directly (slotted classes), or sets the instance ``__dict__`` in one go (the
-    sections made on most reports: ``evolve`` then copies one from another with one dict
-    copy). Snapshots are built on every report (a farm: many thousands a second), so
-    construction is a large part of the cost. Instances stay frozen: only ``__init__`` changes.
-    """
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    slotted = "__slots__" in cls.__dict__
-    namespace: dict[str, Any] = {"_set_dict": _set_dict}
-    params, lines = [], []
-    for f in fields:
-        if f.default_factory is not dataclasses.MISSING or not f.init or f.kw_only:
-            raise TypeError(f"_fast_init does not handle the field {cls.__name__}.{f.name}")
-        if f.default is dataclasses.MISSING:
-            params.append(f.name)
-        else:
-            namespace[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-        if slotted:
-            namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
-            lines.append(f"    _set_{f.name}(self, {f.name})")
-    if not slotted:
-        items = ", ".join(f"{f.name!r}: {f.name}" for f in fields)
-        lines.append(f"    _set_dict(self, '__dict__', {{{items}}})")
-    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
-    exec(source, namespace)  # noqa: S102 - fixed template, field names only (as dataclasses does)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
-    cls.__init__ = init  # type: ignore[method-assign]
-    return cls
-
-
-def evolve(section: _T, changes: dict[str, Any]) -> _T:
-    """``dataclasses.replace`` for the sections without slots (``Job``, ``Temperatures``,
-    ``Nozzle``), several times faster: one dict copy, no ``__init__``. ``changes`` must name
-    fields and hold values of their types (not checked)."""
-    values = section.__dict__.copy()
-    values.update(changes)
-    new = _new(type(section))
-    _set_dict(new, "__dict__", values)
-    return new
-
-
-@_fast_init
-@dataclass(frozen=True)  # no slots: made on most reports (see _fast_init)
-class Job:
+@record()  # no slots: made on most reports, evolved (records.evolve)
+class Job(Record):
     state: JobState
     file: str
     name: str
@@ -165,9 +112,8 @@ class Job:
         return self.state.active
 
 
-@_fast_init
-@dataclass(frozen=True)  # no slots: made on most reports (see _fast_init)
-class Nozzle:
+@record()  # no slots: made on most reports
+class Nozzle(Record):
     """One extruder's nozzle: the H2D, H2D Pro, H2C and X2D have two (index 0 right, 1 left)."""
 
     index: int
@@ -178,9 +124,8 @@ class Nozzle:
     active: bool  # the extruder printing now
 
 
-@_fast_init
-@dataclass(frozen=True)  # no slots: made on most reports (see _fast_init)
-class Temperatures:
+@record()  # no slots: made on most reports
+class Temperatures(Record):
     nozzle: float | None  # the active nozzle (every nozzle: PrinterState.nozzles)
     nozzle_target: float | None
     bed: float | None
@@ -190,9 +135,8 @@ class Temperatures:
     chamber_target: float | None = None  # P2S/H2 chamber heating target (device.ctc)
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Fans:
+@record(slots=True)
+class Fans(Record):
     """Fan speeds in percent."""
 
     part: int | None
@@ -201,17 +145,15 @@ class Fans:
     heatbreak: int | None
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Speed:
+@record(slots=True)
+class Speed(Record):
     level: int | None  # 1-4
     name: str  # silent, standard, sport, ludicrous
     percent: int | None  # spd_mag
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Tray:
+@record(slots=True)
+class Tray(Record):
     tray_id: int  # as the printer numbers it: ams_id*4 + slot; AMS HT: the unit id (128-135);
     # external spools: 254 and 255
     ams_id: int | None  # None for an external spool
@@ -243,9 +185,8 @@ class AmsKind(StrEnum):
 AMS_HT_FIRST_ID = 128  # AMS HT units are 128-135; their one tray has the unit's id
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class AmsUnit:
+@record(slots=True)
+class AmsUnit(Record):
     ams_id: int  # 0-3 (A2L's AMS Lite: 16); AMS HT 128-135
     humidity: int | None  # level 1 (wet) - 5 (dry), None when not reported
     temperature: float | None
@@ -256,9 +197,8 @@ class AmsUnit:
     drying_minutes_left: int | None = None
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class PrinterInfo:
+@record(slots=True)
+class PrinterInfo(Record):
     """What ``info.get_version`` says: model and firmware."""
 
     model: str  # "A1"
@@ -267,8 +207,8 @@ class PrinterInfo:
     modules: tuple[Mapping[str, Any], ...] = ()
 
 
-@dataclass(frozen=True)
-class PrinterState:
+@record()
+class PrinterState(Record):
     """One immutable snapshot of everything the printer has told us.
 
     Snapshots made by ``StateBuilder`` are cheap to create: one starts as a copy of the

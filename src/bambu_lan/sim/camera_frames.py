@@ -12,9 +12,12 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bambu_lan.errors import ConfigError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 WIDTH, HEIGHT = 1280, 720
 
@@ -56,6 +59,16 @@ class FrameRenderer:
         self._small = ImageFont.load_default(size=28)
 
     def render(self, state: Mapping[str, Any], now: float | None = None) -> bytes:
+        """The frame as a JPEG (the A1/P1 camera's pictures)."""
+        out = io.BytesIO()
+        self.draw(state, now).save(out, "JPEG", quality=self.quality)  # JFIF: FF D8 FF E0
+        return out.getvalue()
+
+    def render_rgb(self, state: Mapping[str, Any], now: float | None = None) -> bytes:
+        """The frame as raw 24-bit RGB, WIDTH×HEIGHT (what the RTSPS camera's encoder reads)."""
+        return self.draw(state, now).tobytes()
+
+    def draw(self, state: Mapping[str, Any], now: float | None = None) -> Image.Image:
         from PIL import Image, ImageDraw
 
         now = time.time() if now is None else now
@@ -88,9 +101,7 @@ class FrameRenderer:
         )
         draw.text((32, 660), f"{clock}  (simulated camera)", font=self._small, fill=(160, 160, 160))
         draw.rectangle((32, 170, 32 + int(12.16 * percent), 182), fill=(0, 174, 66))
-        out = io.BytesIO()
-        img.save(out, "JPEG", quality=self.quality)  # JFIF: starts FF D8 FF E0 like a printer's
-        return out.getvalue()
+        return img
 
 
 def _number(value: Any) -> float:

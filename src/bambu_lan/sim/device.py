@@ -29,6 +29,7 @@ from typing import Any, Self
 from bambu_lan.errors import ConfigError
 from bambu_lan.sim.broker import Broker, BrokerRules, GarbageKind, SilenceRecovery
 from bambu_lan.sim.camera import JPEG_CAMERA_MODELS, CameraServer
+from bambu_lan.sim.camera_rtsp import RtspCameraServer
 from bambu_lan.sim.certs import SERIAL_RE, CertAuthority, default_cert_dir
 from bambu_lan.sim.ftps import FtpsServer
 from bambu_lan.sim.ftps_card import PrintFileReader, SimCard
@@ -110,9 +111,13 @@ class SimulatedPrinter:
         rules: full broker rules, overriding ``max_sessions`` and ``auth_delay``.
         authority: an already loaded ``CertAuthority`` (fleets share one); overrides
             ``cert_dir`` and ``new_identity``.
-        camera_port: serve the A1/P1 camera (TLS JPEG stream) on this port (0: a free one);
-            None: no camera. Needs Pillow (the ``sim`` extra).
+        camera_port: serve the camera on this port (0: a free one); None: no camera. A1/P1:
+            the TLS JPEG stream (port 6000 on a printer); X1/P2S/H2: H.264 over RTSPS (322),
+            which also needs ffmpeg. Needs Pillow (the ``sim`` extra).
         camera_interval: seconds between camera frames.
+        live_view: X1/P2S/H2: the LAN live view is on (``ipcam.rtsp_url`` names the
+            stream) or off (``"disable"``; the camera port closes every connection at once).
+            Switch it later with ``set_live_view()``.
         announce_to: send SSDP NOTIFY announcements to this loopback (address, port) every
             ``announce_interval`` seconds; None: no announcements.
         ssdp_port: answer M-SEARCH on this UDP port of 127.0.0.1 (0: a free one); None: no.
@@ -142,6 +147,7 @@ class SimulatedPrinter:
         authority: CertAuthority | None = None,
         camera_port: int | None = None,
         camera_interval: float = 1.0,
+        live_view: bool = True,
         announce_to: tuple[str, int] | None = None,
         announce_interval: float = 5.0,
         ssdp_port: int | None = None,
@@ -190,10 +196,10 @@ class SimulatedPrinter:
         self.model.publish = self.broker.publish_report
         self.model.on_pushing_start = self.broker.on_pushing_start
         self._model_task: asyncio.Task[None] | None = None
-        self.camera: CameraServer | None = None
+        self.camera: CameraServer | RtspCameraServer | None = None
         self.camera_port = camera_port
         if camera_port is not None:
-            self.camera = self._make_camera(camera_interval, seed)
+            self.camera = self._make_camera(camera_interval, seed, live_view)
         self.announcer: Announcer | None = None
         if announce_to is not None or ssdp_port is not None:
             self.announcer = Announcer(
@@ -207,17 +213,22 @@ class SimulatedPrinter:
                 search_port=ssdp_port,
             )
 
-    def _make_camera(self, interval: float, seed: int | None) -> CameraServer:
-        from bambu_lan.sim.camera_frames import FrameRenderer
+    def _make_camera(
+        self, interval: float, seed: int | None, live_view: bool
+    ) -> CameraServer | RtspCameraServer:
+        from bambu_lan.sim.camera_frames import HEIGHT, WIDTH, FrameRenderer
 
-        if self.profile.model_code not in JPEG_CAMERA_MODELS:
-            raise ConfigError(
-                f"the {self.profile.product_name} streams its camera over RTSPS, which the "
-                "simulator does not serve",
-                hint="simulate an A1, A1 mini or P1S for a camera (--model a1)",
-            )
         renderer = FrameRenderer(self.profile.product_name, self.serial)
         model = self.model
+        if self.profile.model_code not in JPEG_CAMERA_MODELS:
+            return RtspCameraServer(
+                self.serial,
+                self.access_code,
+                lambda: renderer.render_rgb(model.state),
+                size=(WIDTH, HEIGHT),
+                interval=interval,
+                live_view=live_view,
+            )
         return CameraServer(
             self.serial,
             self.access_code,
@@ -297,6 +308,8 @@ class SimulatedPrinter:
                 await self.stop()
                 raise listen_error(self.host, self.camera_port, exc) from exc
             self.camera_port = self.camera.port
+            if isinstance(self.camera, RtspCameraServer):
+                self.set_live_view(self.camera.live_view)
         if self.announcer is not None:
             try:
                 await self.announcer.start()
@@ -371,6 +384,16 @@ class SimulatedPrinter:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def set_live_view(self, on: bool) -> None:
+        """X1/P2S/H2: switch the LAN live view on or off, in the report and on the camera
+        port (off: sessions end, new connections are closed at once)."""
+        camera = self.camera
+        if not isinstance(camera, RtspCameraServer):
+            raise ConfigError(f"the simulated {self.profile.product_name} has no RTSPS camera")
+        camera.set_live_view(on)
+        port = "" if camera.port == 322 else f":{camera.port}"
+        self.model.set_live_view(f"rtsps://{self.host}{port}/streaming/live/1" if on else None)
 
     # ---- how to connect ------------------------------------------------------------------
 

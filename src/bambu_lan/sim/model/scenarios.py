@@ -243,3 +243,16 @@ class ScenarioVerbs:
             info["ip"] = ip
             state.touch("net")
             self._changed()
+
+    def set_live_view(self, url: str | None) -> None:
+        """The LAN live view switched on (``ipcam.rtsp_url`` carries its ``rtsps://``
+        address) or off (None: ``"disable"``), as on the X1/P2S/H2 screen."""
+        state = self._state
+        ipcam = state.report.get("ipcam")
+        if not isinstance(ipcam, dict):
+            return
+        value = url or "disable"
+        if ipcam.get("rtsp_url") != value:
+            ipcam["rtsp_url"] = value
+            state.touch("ipcam")
+            self._changed()
