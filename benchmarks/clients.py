@@ -15,6 +15,7 @@ that also keeps every library's import cost inside what a cold first-state run m
 Libraries (``lib``):
     bambu-lan          bambu_lan.Printer (asyncio) / bambu_lan.Farm
     bambu-lan-sync     bambu_lan.SyncPrinter (blocking)
+    bambu-lan-status   ``bambu-lan status --json`` (first-state only)
     paho               a bare paho-mqtt script: the floor
     bambulabs-api      bambulabs_api.Printer
     bambu-printer-manager   bpm.bambuprinter.BambuPrinter
@@ -170,6 +171,26 @@ def first_state_bambu_lan_sync(cfg: Config, mark: Callable[[str], None]) -> None
         finish_first_state()
 
 
+def first_state_bambu_lan_status(cfg: Config, mark: Callable[[str], None]) -> None:
+    """``bambu-lan status --json`` in this process: the command line's own imports (status,
+    the library, asyncio) are made while it runs, so they fall in "connect to full" here."""
+    import contextlib
+    import io
+
+    from bambu_lan.cli.main import main
+
+    mark("imported")
+    out = io.StringIO()
+    args = ["status", "--json", "--host", cfg["host"], "--port", str(cfg["port"])]
+    args += ["--serial", cfg["serial"], "--access-code", cfg["access_code"]]
+    args += ["--ca-file", cfg["ca_path"], "--timeout", str(cfg["timeout"])]
+    with contextlib.redirect_stdout(out):
+        main(args)
+    if not json.loads(out.getvalue()).get("complete"):
+        raise SystemExit("status --json printed no complete state")
+    finish_first_state()
+
+
 def make_bambulabs_api(
     cfg: Config, on_full: Callable[[], None], on_message: Callable[[], None] = lambda: None
 ) -> Any:
@@ -293,6 +314,7 @@ FIRST_STATE: dict[str, Callable[[Config, Callable[[str], None]], None]] = {
     "paho": first_state_paho,
     "bambu-lan": first_state_bambu_lan,
     "bambu-lan-sync": first_state_bambu_lan_sync,
+    "bambu-lan-status": first_state_bambu_lan_status,
     "bambulabs-api": first_state_bambulabs_api,
     "bambu-printer-manager": first_state_bpm,
     "bambu-mqtt-comms": first_state_comms,

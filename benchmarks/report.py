@@ -13,6 +13,8 @@ LIB_NOTES = {
     "paho": "bare paho-mqtt script: TLS 1.2, subscribe on CONNACK, pushall, first msg 0",
     "bambu-lan": "`Printer` (asyncio) + `wait_for_state()`",
     "bambu-lan-sync": "`SyncPrinter` (blocking) + `wait_for_state()`",
+    "bambu-lan-status": "`bambu-lan status --json` (the command line: click, config, the JSON "
+    "with model and firmware); its command's imports fall in *in-process*",
     "bambulabs-api": "`Printer.mqtt_start()`; full = a msg 0 report merged into `dump()`",
     "bambu-printer-manager": "`BambuPrinter.start_session()`; full = its `BambuState` "
     "rebuilt from a msg 0 report",
@@ -62,6 +64,14 @@ def serve_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
+
+
+def ms1(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def ms_range(summary: dict[str, float]) -> str:
+    return f"{summary['min'] * 1000:.0f}–{summary['max'] * 1000:.0f} ms"
 
 
 def delta_ms(seconds: float) -> str:
@@ -126,6 +136,40 @@ def first_state_verdict(data: dict[str, Any] | None) -> Verdict:
         analysis,
         label=f"({'; '.join(verdicts)})" if mixed else "",
     )
+
+
+def first_state_in_process_verdict(data: dict[str, Any] | None) -> Verdict:
+    """In-process ``Printer``: imports done -> full state, against the paho script's, with
+    no CONNACK delay (the library's own connect path only)."""
+    budget = (data or {}).get("budget_in_process_ratio", 1.15)
+    target = f"≤ {budget}x the paho script (no CONNACK delay)"
+    name = "First full state, in-process"
+    libs = (data or {}).get("no_connack_delay", {}).get("libraries", {})
+    ratios = {
+        lib: libs[lib]["in_process_ratio_to_paho"]["median"]
+        for lib in ("bambu-lan", "bambu-lan-sync")
+        if "in_process_ratio_to_paho" in libs.get(lib, {})
+    }
+    if section_error(data) or not ratios:
+        return Verdict(name, target, "not measured", None, [])
+    ours, floor = libs["bambu-lan"], libs["paho"]
+    worst = max(ratios.values())
+    measured = (
+        f"{worst:.2f}x (async {ratios.get('bambu-lan', 0):.2f}x: "
+        f"{ms(ours['in_process_seconds']['median'])} against "
+        f"{ms(floor['in_process_seconds']['median'])}; sync {ratios.get('bambu-lan-sync', 0):.2f}x)"
+    )
+    analysis = []
+    if worst > budget:
+        over = ours["in_process_seconds"]["median"] - budget * floor["in_process_seconds"]["median"]
+        analysis.append(
+            f"**First full state in-process: missed by {ms(over)}** (medians). Both sides "
+            "make a TLS context, do the TCP and TLS handshakes and CONNECT, then ask for the "
+            "full report; bambu-lan adds an event loop, the blocking connect on a worker thread "
+            "(paho connects on the caller's thread), a wait for SUBACK before publishing, and "
+            "get_version before pushall (so that the first state carries the firmware)."
+        )
+    return Verdict(name, target, measured, worst <= budget, analysis)
 
 
 def first_state_analysis(data: dict[str, Any], variant: str, label: str) -> list[str]:
@@ -197,12 +241,22 @@ def first_state_section(data: dict[str, Any] | None) -> list[str]:
     assert data is not None
     out += [
         f"Process start to the library holding the printer's full state, a fresh process "
-        f"each time, {data['runs']} runs per client (after one warm-up run), medians and "
-        "p90. *startup* is the interpreter until the client's first line, *imports* the "
-        "library's import, *connect to full* the rest (TLS 1.2, MQTT, pushall, the `msg: 0` "
-        "report in the library's state). Clients take turns in a rotating order.",
+        f"each time, {data['runs']} runs per client (after one warm-up run): median (min–max) "
+        "and p90. *startup* is the interpreter until the client's first line, *imports* the "
+        "library's import, *in-process* the rest (TLS 1.2, MQTT, pushall, the `msg: 0` "
+        "report in the library's state), compared with the paho script's. Clients take turns "
+        "in a rotating order.",
         "",
     ]
+    bytecode = data.get("bytecode")
+    if bytecode:
+        stale = bytecode.get("without_bytecode") or []
+        out += [
+            f"Bytecode compiled before measuring: {bytecode.get('modules_checked', 0)} modules "
+            "of the `status` and `Printer` import paths checked in a child, "
+            + (f"**without current bytecode: {', '.join(stale)}**." if stale else "all current."),
+            "",
+        ]
     for variant, title in (
         (
             "a1_connack_delay",
@@ -224,15 +278,22 @@ def first_state_section(data: dict[str, Any] | None) -> list[str]:
                 continue
             total, phases = entry["total_seconds"], entry["phases_median_seconds"]
             ratio = entry.get("ratio_to_paho", {})
+            inside = entry.get("in_process_seconds") or {
+                "median": phases["connect_to_full"],
+                "min": phases["connect_to_full"],
+                "max": phases["connect_to_full"],
+            }
+            inside_ratio = entry.get("in_process_ratio_to_paho", {})
             rows.append(
                 [
                     f"**{lib}**" if lib.startswith("bambu-lan") else lib,
-                    ms(total["median"]),
+                    f"{ms(total['median'])} ({ms_range(total)})",
                     ms(total["p90"]),
                     f"{ratio.get('median', 0):.2f}x / {ratio.get('p90', 0):.2f}x",
                     ms(phases["startup"]),
                     ms(phases["imports"]),
-                    ms(phases["connect_to_full"]),
+                    f"{ms1(inside['median'])} ({ms1(inside['min'])}–{ms1(inside['max'])})",
+                    f"{inside_ratio['median']:.2f}x" if inside_ratio else "",
                     LIB_NOTES.get(lib, ""),
                 ]
             )
@@ -240,12 +301,13 @@ def first_state_section(data: dict[str, Any] | None) -> list[str]:
         out += table(
             [
                 "client",
-                "median",
+                "median (min–max)",
                 "p90",
                 "vs paho (median / p90)",
                 "startup",
                 "imports",
-                "connect to full",
+                "in-process (min–max)",
+                "in-process vs paho",
                 "what it does",
             ],
             rows,
@@ -1205,6 +1267,7 @@ def render(results: dict[str, Any]) -> str:
     peers = results.get("peers", {})
     verdicts = [
         first_state_verdict(sections.get("first_state")),
+        first_state_in_process_verdict(sections.get("first_state")),
         handling_verdict(sections.get("handling")),
         farm_verdict(sections.get("farm")),
         *recovery_verdicts(sections.get("recovery")),

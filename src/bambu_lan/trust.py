@@ -23,13 +23,14 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bambu_lan.errors import ConfigError, TrustError
 from bambu_lan.packet_socket import PacketSocket
+from bambu_lan.protocol.records import Record, record
 
 log = logging.getLogger("bambu_lan.trust")
 
@@ -51,8 +52,8 @@ def default_known_printers_path() -> Path:
     return Path(base) / "bambu-lan" / "known_printers"
 
 
-@dataclass(frozen=True, slots=True)
-class TrustConfig:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class TrustConfig(Record):
     """How to decide that a printer is the one we mean."""
 
     ca_file: Path | None = None
@@ -133,8 +134,8 @@ class TrustConfig:
         return self.known_printers or default_known_printers_path()
 
 
-@dataclass(frozen=True, slots=True)
-class PeerCertificate:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class PeerCertificate(Record):
     """The certificate a printer presented, for checks and for the doctor."""
 
     der: bytes = field(repr=False)

@@ -17,6 +17,7 @@ from tests.camera.support import FRAME_INTERVAL, jpeg_size, require_tool
 from tests.cli.conftest import Cli
 
 from bambu_lan.sim import SimThread, SimulatedPrinter
+from bambu_lan.trust import KnownPrinters
 
 BAMBU_LAN = str(Path(sys.executable).parent / "bambu-lan")  # the console script
 
@@ -140,9 +141,13 @@ def test_serve_runs_as_a_process_and_streams(printer: SimulatedPrinter, tmp_path
         finally:
             if proc.poll() is None:
                 proc.kill()
+                proc.wait()
+            err = proc.stderr.read() if proc.stderr is not None else b""
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
     assert code == 130
-    assert proc.stderr is not None
-    assert b"Traceback" not in proc.stderr.read()
+    assert b"Traceback" not in err
 
 
 def test_snapshot_of_an_x1_with_live_view_off(sim_cert_dir: Path, tmp_path: Path) -> None:
@@ -212,3 +217,50 @@ def test_snapshot_of_an_x1_without_ffmpeg(x1: SimulatedPrinter, tmp_path: Path) 
     assert error.startswith("error: ") and "needs ffmpeg" in error
     assert hint.startswith("hint: ") and "install ffmpeg" in hint
     assert not (tmp_path / "x.jpg").exists()
+
+
+def test_serve_ends_with_error_and_hint_when_the_camera_fails_for_good(
+    sim_cert_dir: Path, tmp_path: Path
+) -> None:
+    """The printer's identity changes while `camera serve` runs with a viewer: one error and
+    one hint, exit 2, no traceback (asyncio printed the viewer's failure as unhandled)."""
+    sim = SimulatedPrinter(
+        "a1", cert_dir=sim_cert_dir, time_scale=20, camera_port=0, camera_interval=FRAME_INTERVAL
+    )
+    pins = tmp_path / "kp"
+    with SimThread(sim) as running:
+        printer = running.target
+        args = [BAMBU_LAN, "camera", "serve", "--http-port", "0", *connect_args(printer)]
+        args.remove("--ca-file")
+        args.remove(str(printer.ca_path))  # trust on first use: the pin can change under it
+        env = {"BAMBU_KNOWN_PRINTERS": str(pins), "PATH": "/usr/bin:/bin"}
+        proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        try:
+            assert proc.stdout is not None
+            stream = next(
+                line.split()[-1] for line in proc.stdout if line.strip().startswith("stream")
+            )
+            with urllib.request.urlopen(stream, timeout=10) as response:  # noqa: S310
+                assert b"image/jpeg" in response.read(1000)
+                KnownPrinters(pins).pin(printer.serial, "11" * 32)  # as if it were another
+                assert printer.camera is not None
+                running.call(printer.camera.drop_viewers)
+                response.read()  # the viewer's response ends
+            code = proc.wait(timeout=20)
+            err = proc.stderr.read() if proc.stderr is not None else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+    assert code == 2, err
+    assert "Traceback" not in err and "Unhandled" not in err
+    lines = err.strip().splitlines()
+    assert lines[-2].startswith("error: ") and "changed since it was pinned" in lines[-2]
+    assert lines[-1].startswith("hint: ")
+    assert err.count("changed since it was pinned") == 1  # told once
+    assert printer.access_code not in err

@@ -114,7 +114,7 @@ async def test_snapshot_of_each_rtsps_model(sim_factory: object, model: str) -> 
     assert sim.model.state["ipcam"]["rtsp_url"].endswith(f":{sim.camera_port}/streaming/live/1")
     frame = await Camera(x1_config(sim)).snapshot(timeout=30)
     assert jpeg_size(frame.jpeg) == (1280, 720)
-    assert looks_like_the_drawn_frame(frame.jpeg, sim) < 12
+    assert looks_like_the_drawn_frame(frame.jpeg, sim) < 3  # another serial or state: ~5
     stats = server(sim).stats
     assert (stats.plays, stats.challenges, stats.auth_failures) == (1, 1, 0)
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bambu_lan.protocol.events import EventKind
 from bambu_lan.serve.daemon import Daemon
-from bambu_lan.serve.metrics import MetricsSink
+from bambu_lan.serve.metrics import MetricsSink, PrinterRow
 from bambu_lan.serve.settings import ServeSettings
 
 from .support import RecordingSink, require_tool
@@ -139,3 +139,90 @@ def test_metrics_need_no_printer_state() -> None:
     sink.hub = hub
     assert "bambu_printer_up" in sink.render().decode()
     assert isinstance(Daemon(ServeSettings(), []).hub, Hub)
+
+
+async def test_a_job_that_ended_unseen_is_counted_and_kept_as_unknown(
+    sim_factory, tmp_path: Path
+) -> None:
+    """Job A ends and job B starts while serve is away: A is counted in ``bambu_jobs_total``
+    and kept in the history with the outcome ``unknown``."""
+    from bambu_lan.serve.history import HistorySink
+    from bambu_lan.serve.history_store import SqliteStore
+
+    sim = await sim_factory(serial="01S00A000000033")
+    config = write_config(tmp_path / "c.toml", {"bench": sim})
+    rec = RecordingSink()
+    history = HistorySink(f"sqlite:///{tmp_path / 'h.sqlite'}", spool=tmp_path / "spool.jsonl")
+    daemon = daemon_for(config, MetricsSink(), history, rec, metrics_port=0)
+    await daemon.start()
+    try:
+        await rec.wait_for(lambda: sim.serial in rec.states)
+        sim.model.start_print(layers=50, name="first", file="first.3mf", layer_seconds=5)
+        await rec.wait_for(lambda: EventKind.JOB_STARTED in rec.kinds(sim.serial))
+        await sim.stop()
+        sim.model.finish_now()
+        sim.model.start_print(layers=50, name="second", file="second.3mf", layer_seconds=5)
+        await sim.start()
+        await rec.wait_for(lambda: EventKind.JOB_ENDED in rec.kinds(sim.serial), timeout=30)
+        await rec.wait_for(lambda: history.written == 1)
+        _, text = await fetch(f"http://127.0.0.1:{daemon.metrics_port}/metrics")
+    finally:
+        await daemon.stop()
+    labels = {"model": "A1", "name": "bench", "serial": sim.serial}
+    samples = parse(text)
+    assert samples[("bambu_jobs_total", key(labels, outcome="unknown"))] == 1.0
+    assert samples[("bambu_jobs_total", key(labels, outcome="finished"))] == 0.0
+    assert samples[("bambu_jobs_total", key(labels, outcome="started"))] == 2.0
+    jobs = await SqliteStore(tmp_path / "h.sqlite").query()
+    assert [(j.name, j.outcome) for j in jobs] == [("first", "unknown")]
+
+
+async def test_ams_humidity_percent_and_index(sim_factory, tmp_path: Path) -> None:
+    """The AMS 2 Pro (H2D) reports humidity in percent and as an index; the A1's AMS Lite
+    only the index: each goes to its own, clearly named, metric."""
+    promtool = require_tool("promtool", "prometheus")
+    h2d = await sim_factory(model="h2d")
+    a1 = await sim_factory(serial="01S00A000000034")
+    config = write_config(tmp_path / "c.toml", {"h2d": h2d, "a1": a1})
+    rec = RecordingSink()
+    daemon = daemon_for(config, MetricsSink(), rec, metrics_port=0)
+    await daemon.start()
+    try:
+        await rec.wait_for(lambda: {h2d.serial, a1.serial} <= set(rec.states))
+        await rec.wait_for(lambda: all(s.complete for s in rec.states.values()))
+        _, text = await fetch(f"http://127.0.0.1:{daemon.metrics_port}/metrics")
+        units = rec.states[h2d.serial].ams
+    finally:
+        await daemon.stop()
+    samples = parse(text)
+    ratio = [
+        (dict(k)["serial"], v) for (n, k), v in samples.items() if n == "bambu_ams_humidity_ratio"
+    ]
+    assert {serial for serial, _ in ratio} == {h2d.serial}  # the AMS Lite has no percentage
+    percents = [u.humidity_percent for u in units if u.humidity_percent is not None]
+    assert percents and sorted(v for _, v in ratio) == sorted(p / 100 for p in percents)
+    index = {dict(k)["serial"] for (n, k), _ in samples.items() if n == "bambu_ams_humidity_level"}
+    assert a1.serial in index
+    check = await asyncio.create_subprocess_exec(
+        promtool, "check", "metrics",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(check.communicate(text.encode()), 30)
+    assert check.returncode == 0, out.decode()
+
+
+def test_label_values_are_escaped_and_parse_back() -> None:
+    """Printer names are the user's text: quotes, backslashes and newlines survive a scrape."""
+    from bambu_lan.serve.metrics import render_farm
+
+    name = 'left "bench"\\ne\nw'
+    rows = [_row(["01S00A000000035", name, "A1"])]
+    samples = parse(render_farm(rows))
+    labels = {"serial": "01S00A000000035", "name": name, "model": "A1"}
+    assert samples[("bambu_printer_up", key(labels))] == 1.0
+    assert samples[("bambu_jobs_total", key(labels, outcome="unknown"))] == 0.0
+
+
+def _row(labels: list[str]) -> PrinterRow:
+    return PrinterRow(labels, True, None, 0, 0, 0, {})

@@ -255,3 +255,20 @@ async def test_camera_snapshot_and_live_stream(sim_cert_dir: Path) -> None:
             assert resp.status == 404
         async with http.get(f"{running.url}printer/{x1c.serial}/camera.mjpeg") as resp:
             assert resp.status == 404
+
+
+async def test_a_job_without_a_name_is_shown_by_its_file(sim_cert_dir: Path) -> None:
+    """A job started from the printer's screen may have no name: the running row (and the
+    history) fall back to its file, then to "unnamed job", never an empty cell."""
+    from bambu_lan.serve.web.source import JobRecord
+
+    async with running_farm(sim_cert_dir, layout=SMALL) as running, _client() as http:
+        sim = running.sims[0]
+        sim.model.start_print(layers=300, name="", file="nameless.gcode.3mf")
+        await running.probe.wait_for(sim.serial, EventKind.JOB_STARTED)
+        async with http.get(f"{running.url}printer/{sim.serial}") as resp:
+            page = await resp.text()
+    assert re.search(r"<tr><td>nameless\.gcode\.3mf</td>", page), page
+    assert "<tr><td></td>" not in page
+    record = JobRecord("s", "p", "", "", started_at=None, ended_at=None, outcome="running")
+    assert record.label == "unnamed job"

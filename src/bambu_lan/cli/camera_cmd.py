@@ -303,12 +303,23 @@ async def _serve(
 
 
 async def _report_events(cam: Camera, as_json: bool) -> None:
-    """Reconnects, silences and dropped frames, as they happen (JSON lines with --json)."""
+    """Reconnects, silences and dropped frames, as they happen (JSON lines with --json).
+
+    These lines are how the command tells them: the camera's own log records would repeat
+    them through Python's last-resort handler, so they stay out of stderr (``--debug`` shows
+    them). A failure for good is told once, as the command's ``error:`` line.
+    """
+    import logging
+
+    from bambu_lan.camera import CameraEventKind
     from bambu_lan.text import terminal_safe
 
+    logger = logging.getLogger("bambu_lan.camera")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
     with cam.events() as events:
         async for event in events:
             if as_json:
                 echo_json({"event": event.to_dict()})
-            else:
+            elif event.kind is not CameraEventKind.FAILED:
                 click.echo(f"camera: {terminal_safe(event.message)}", err=True)

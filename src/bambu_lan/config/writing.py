@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import tempfile
-import tomllib
 from pathlib import Path
 
 from bambu_lan.config.files import config_path, load_config_file
@@ -33,6 +32,8 @@ def add_printer_profile(
     """Append ``[printers.NAME]`` with ``values`` to the config file, keeping what is there
     (comments included). The file is written atomically and left readable by its owner only
     (mode 0600): it holds access codes. ConfigError if NAME exists or the file is not TOML."""
+    import tomllib  # here: only `config add` writes (a lean import path for the rest)
+
     path = path or config_path()
     if not _PROFILE_NAME.fullmatch(name):
         raise ConfigError(

@@ -44,7 +44,7 @@ def apply_push(state: dict[str, Any], print_obj: dict[str, Any]) -> tuple[dict[s
         # is_full_report(print_obj), inlined: this runs for every report.
         return {k: v for k, v in print_obj.items() if k not in ENVELOPE_KEYS}, True
     # deep_merge(state, body) in one pass, without building the body first (the hot path).
-    merged = dict(state)
+    merged = state.copy()
     envelope = ENVELOPE_KEYS
     for key, value in print_obj.items():
         if type(value) is dict:

@@ -23,15 +23,10 @@ import orjson
 from bambu_lan.protocol.events import Event, EventKind
 from bambu_lan.protocol.state import PrinterState
 from bambu_lan.serve.history_store import HistoryStore, JobRecord, open_store, redact_url
-from bambu_lan.serve.hub import Hub, Sink, WatchedPrinter
+from bambu_lan.serve.hub import JOB_OUTCOMES, Hub, Sink, WatchedPrinter
 
 log = logging.getLogger("bambu_lan.serve.history")
 
-_OUTCOMES = {
-    EventKind.JOB_FINISHED: "finished",
-    EventKind.JOB_FAILED: "failed",
-    EventKind.JOB_CANCELLED: "cancelled",
-}
 _PLATE = re.compile(r"plate_(\d+)")
 
 
@@ -52,6 +47,8 @@ class _OpenJob:
 
     def note(self, state: PrinterState) -> None:
         job = state.job
+        if self.file and job.file and job.file != self.file:
+            return  # another job's state: this one ended unseen (``job_ended`` follows)
         self.file = job.file or self.file
         self.name = job.name or self.name
         self.layers = max(self.layers, job.total_layers)
@@ -177,10 +174,13 @@ class HistorySink(Sink):
                 job.alerts = old.alerts  # the state of this very start arrived first
             self._open[printer.serial] = job
             return
-        outcome = _OUTCOMES.get(event.kind)
+        outcome = JOB_OUTCOMES.get(event.kind)
         if outcome is not None:
             found = self._open.pop(printer.serial, None)
-            job = found or self._new(printer, printer.state, event.at, False)
+            if found is None:  # not seen under way: what the event says, then the state
+                found = self._new(printer, None, event.at, False)
+                found.file = str(event.data.get("file") or "")
+            job = found
             if printer.state is not None:
                 job.note(printer.state)
             if event.kind is EventKind.JOB_FAILED and event.data.get("print_error"):

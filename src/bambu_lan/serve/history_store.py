@@ -37,7 +37,7 @@ class JobRecord:
     plate: int | None
     started_at: float  # unix time; when serve first saw the job if it started before
     ended_at: float
-    outcome: str  # finished, failed, cancelled
+    outcome: str  # finished, failed, cancelled, unknown (ended while serve was away)
     layers: int
     layer_reached: int
     filament: str  # e.g. "PLA #FF6A13" (the tray in use), "" when unknown

@@ -6,8 +6,8 @@ not block there: it keeps what it needs (the latest state, a queue) and does its
 own tasks, so a slow broker or a hanging notifier never delays the others. An exception in a
 sink is logged once per sink and kind, counted, and never stops the hub.
 
-The printer stream is adapted in one place (``_Watch``): today ``Printer.states()`` and
-``Printer.events()``; ``Printer.updates()`` when the library has it.
+Each printer is read through ``Printer.updates()`` (``_Watch``): states and events in the
+order they happened, so a sink sees a job's last state before its ``job_finished``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bambu_lan.config import PrinterConfig
-from bambu_lan.printer import CommandResult, Printer, PrinterOptions
+from bambu_lan.printer import CommandResult, Printer, PrinterOptions, UpdateStream
 from bambu_lan.protocol.events import Event, EventKind
 from bambu_lan.protocol.state import PrinterState
 
@@ -33,6 +33,14 @@ log = logging.getLogger("bambu_lan.serve")
 
 #: Commands a sink may send on a user's behalf (Home Assistant buttons, the web page).
 ACTIONS = ("pause", "resume", "stop", "speed", "light")
+#: How each job-ending event is recorded (history, metrics, the web page): ``job_ended`` is a
+#: job that ended unseen (serve was away, or it vanished), so its outcome is unknown.
+JOB_OUTCOMES = {
+    EventKind.JOB_FINISHED: "finished",
+    EventKind.JOB_FAILED: "failed",
+    EventKind.JOB_CANCELLED: "cancelled",
+    EventKind.JOB_ENDED: "unknown",
+}
 
 
 class Sink:
@@ -274,31 +282,28 @@ class _Watch:
         self.hub = hub
         self.printer = Printer.from_config(cfg, hub.options)
         self.watched = WatchedPrinter(cfg, self.printer)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        updates = self.printer.updates()  # before start(): the whole story of the connection
         self.printer.start()
-        events = self.printer.events()  # collecting starts now: nothing before the tasks run
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._events(events), name=f"serve-events-{self.watched.serial}"),
-            loop.create_task(self._states(), name=f"serve-states-{self.watched.serial}"),
-        ]
+        self._task = asyncio.get_running_loop().create_task(
+            self._read(updates), name=f"serve-updates-{self.watched.serial}"
+        )
 
-    async def _events(self, events: AsyncIterable[Event]) -> None:
-        async for event in events:
-            self.hub.publish_event(self.watched, event)
-
-    async def _states(self) -> None:
-        async for state in self.printer.states():
-            self.hub.publish_state(self.watched, state)
+    async def _read(self, updates: UpdateStream) -> None:
+        hub, watched = self.hub, self.watched
+        async for update in updates:
+            if isinstance(update, Event):
+                hub.publish_event(watched, update)
+            else:
+                hub.publish_state(watched, update)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._task
         await self.printer.close()
         if self.watched.online:
             self.hub.publish_event(

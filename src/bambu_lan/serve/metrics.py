@@ -11,6 +11,7 @@ job outcomes are counted here from events.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,12 +23,11 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
 
 from bambu_lan.protocol.events import Event, EventKind
 from bambu_lan.protocol.state import JobState, PrinterState
-from bambu_lan.serve.hub import Hub, Sink, WatchedPrinter
+from bambu_lan.serve.hub import JOB_OUTCOMES, Hub, Sink, WatchedPrinter
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -43,16 +43,11 @@ EXPORTED_STATES = (
     JobState.FAILED,
     JobState.UNKNOWN,
 )
-_JOB_COUNTERS = {
-    EventKind.JOB_STARTED: "started",
-    EventKind.JOB_FINISHED: "finished",
-    EventKind.JOB_FAILED: "failed",
-    EventKind.JOB_CANCELLED: "cancelled",
-}
+_JOB_COUNTERS = {EventKind.JOB_STARTED: "started", **JOB_OUTCOMES}
 
 
 @dataclass(frozen=True, slots=True)
-class _Row:
+class PrinterRow:
     """What one scrape needs of one printer, copied on the loop."""
 
     labels: list[str]
@@ -86,7 +81,7 @@ class MetricsSink(Sink):
     def setup_http(self, app: web.Application) -> None:
         app.router.add_get("/metrics", self._handle)
 
-    def snapshot(self) -> list[_Row]:
+    def snapshot(self) -> list[PrinterRow]:
         assert self.hub is not None
         rows = []
         for p in list(self.hub.printers.values()):
@@ -97,7 +92,7 @@ class MetricsSink(Sink):
             except Exception:  # a printer being removed: counters are gone with it
                 connects = reports = problems = 0
             rows.append(
-                _Row(
+                PrinterRow(
                     labels=[p.serial, p.name, p.model],
                     up=p.online,
                     state=p.state,
@@ -109,9 +104,10 @@ class MetricsSink(Sink):
             )
         return rows
 
-    def render(self, rows: list[_Row] | None = None) -> bytes:
+    def render(self, rows: list[PrinterRow] | None = None) -> bytes:
         """The exposition text (thread-safe given a snapshot)."""
-        return generate_latest(_Scrape(rows if rows is not None else self.snapshot()))
+        farm = render_farm(rows if rows is not None else self.snapshot())
+        return farm.encode() + generate_latest(_Scrape())
 
     async def _handle(self, request: web.Request) -> web.Response:
         from aiohttp import web
@@ -123,110 +119,136 @@ class MetricsSink(Sink):
 
 
 class _Scrape:
-    """A one-shot registry for ``generate_latest``: the farm plus the process's own metrics."""
-
-    def __init__(self, rows: list[_Row]) -> None:
-        self.rows = rows
+    """A one-shot registry for ``generate_latest``: the process's own metrics."""
 
     def collect(self) -> Iterator[Metric]:
-        yield from _FarmCollector(self.rows).collect()
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             yield from collector.collect()
 
 
-def _gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=[*LABELS, *extra])
+class _Family:
+    """One metric family of the exposition text, its samples appended as text.
+
+    The farm's part of a scrape (40-odd series per printer, 40,000 for 1,000 printers) is
+    written here rather than through ``generate_latest``, which formats each sample through
+    several Python calls: 500 ms for 1,000 printers against 100 ms allowed. The format is the
+    same (tests parse it with the client's parser; promtool checks it)."""
+
+    __slots__ = ("kind", "lines", "name")
+
+    def __init__(self, name: str, kind: str, doc: str) -> None:
+        self.name = name + "_total" if kind == "counter" else name
+        self.kind = kind
+        self.lines = [f"# HELP {self.name} {doc}", f"# TYPE {self.name} {kind}"]
+
+    def add(self, labels: str, value: float) -> None:
+        self.lines.append(f"{self.name}{{{labels}}} {_value(value)}")
 
 
-def _counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> CounterMetricFamily:
-    return CounterMetricFamily(name, doc, labels=[*LABELS, *extra])
+def _value(value: float) -> str:
+    if math.isfinite(value):
+        return repr(float(value))
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
 
 
-class _FarmCollector(Collector):
-    def __init__(self, rows: list[_Row]) -> None:
-        self.rows = rows
+def _label(value: str) -> str:
+    """A label value escaped for the text format."""
+    if "\\" in value or '"' in value or "\n" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
 
-    def collect(self) -> Iterator[Metric]:
-        up = _gauge("bambu_printer_up", "1 when the printer's MQTT session is connected.")
-        info = _gauge("bambu_printer_info", "Always 1; the firmware as a label.", ("firmware",))
-        state = _gauge(
-            "bambu_printer_job_state", "1 for the printer's current job state.", ("state",)
-        )
-        progress = _gauge("bambu_job_progress_ratio", "Progress of the current job, 0 to 1.")
-        remaining = _gauge("bambu_job_remaining_seconds", "Estimated time left in the job.")
-        layer = _gauge("bambu_job_layer", "The layer being printed.")
-        layers = _gauge("bambu_job_layers", "Layers in the job.")
-        temp = _gauge("bambu_temperature_celsius", "Measured temperature.", ("sensor",))
-        target = _gauge("bambu_temperature_target_celsius", "Target temperature.", ("sensor",))
-        fan = _gauge("bambu_fan_speed_ratio", "Fan speed, 0 to 1.", ("fan",))
-        speed = _gauge("bambu_speed_level", "Print speed level: 1 silent ... 4 ludicrous.")
-        wifi = _gauge("bambu_wifi_signal_dbm", "Wi-Fi signal strength.")
-        tray = _gauge(
-            "bambu_ams_tray_remaining_ratio",
-            "Filament left on an AMS tray, 0 to 1 (where the printer knows it).",
-            ("ams", "tray", "type"),
-        )
-        humidity = _gauge(
-            "bambu_ams_humidity_level", "AMS humidity index as reported (1 wet ... 5 dry).",
-            ("ams",),
-        )  # fmt: skip
-        hms = _gauge("bambu_hms_alerts", "Active HMS alerts.")
-        reconnects = _counter("bambu_reconnects", "Reconnections since serve started.")
-        reports = _counter("bambu_reports", "Messages received from the printer.")
-        problems = _counter("bambu_decode_problems", "Payloads or values that could not be read.")
-        jobs = _counter("bambu_jobs", "Jobs seen ending or starting, by outcome.", ("outcome",))
-        for row in self.rows:
-            labels = row.labels
-            up.add_metric(labels, 1.0 if row.up else 0.0)
-            reconnects.add_metric(labels, row.reconnects)
-            reports.add_metric(labels, row.reports)
-            problems.add_metric(labels, row.decode_problems)
-            for outcome in _JOB_COUNTERS.values():
-                jobs.add_metric([*labels, outcome], row.jobs.get(outcome, 0))
-            s = row.state
-            if s is None:
-                continue
-            info.add_metric([*labels, s.firmware or ""], 1.0)
-            for js in EXPORTED_STATES:
-                state.add_metric([*labels, js.value], 1.0 if s.job.state is js else 0.0)
-            job = s.job
-            progress.add_metric(labels, job.progress / 100)
-            if job.remaining_minutes is not None:
-                remaining.add_metric(labels, job.remaining_minutes * 60.0)
-            layer.add_metric(labels, job.layer)
-            layers.add_metric(labels, job.total_layers)
-            t = s.temperatures
-            for sensor, value, goal in (
-                ("nozzle", t.nozzle, t.nozzle_target),
-                ("bed", t.bed, t.bed_target),
-                ("chamber", t.chamber, None),
-            ):
-                if value is not None:
-                    temp.add_metric([*labels, sensor], value)
-                if goal is not None:
-                    target.add_metric([*labels, sensor], goal)
-            for name in ("part", "aux", "chamber", "heatbreak"):
-                pct = getattr(s.fans, name)
-                if pct is not None:
-                    fan.add_metric([*labels, name], pct / 100)
-            if s.speed.level is not None:
-                speed.add_metric(labels, s.speed.level)
-            if s.wifi_signal_dbm is not None:
-                wifi.add_metric(labels, s.wifi_signal_dbm)
-            for unit in s.ams:
-                if unit.humidity is not None:
-                    humidity.add_metric([*labels, str(unit.ams_id)], unit.humidity)
-                for t_ in unit.trays:
-                    if t_.remain is not None and not t_.empty:
-                        tray.add_metric(
-                            [*labels, str(unit.ams_id), str(t_.tray_id), t_.type],
-                            t_.remain / 100,
-                        )
-            hms.add_metric(labels, len(s.hms))
-        yield from (
-            up, info, state, progress, remaining, layer, layers, temp, target, fan, speed,
-            wifi, tray, humidity, hms, reconnects, reports, problems, jobs,
-        )  # fmt: skip
+
+def render_farm(rows: list[PrinterRow]) -> str:
+    """The farm's metric families in the Prometheus text format."""
+    up = _Family("bambu_printer_up", "gauge", "1 when the printer's MQTT session is connected.")
+    info = _Family("bambu_printer_info", "gauge", "Always 1; the firmware as a label.")
+    state = _Family("bambu_printer_job_state", "gauge", "1 for the printer's current job state.")
+    progress = _Family("bambu_job_progress_ratio", "gauge", "Progress of the current job, 0 to 1.")
+    remaining = _Family("bambu_job_remaining_seconds", "gauge", "Estimated time left in the job.")
+    layer = _Family("bambu_job_layer", "gauge", "The layer being printed.")
+    layers = _Family("bambu_job_layers", "gauge", "Layers in the job.")
+    temp = _Family("bambu_temperature_celsius", "gauge", "Measured temperature.")
+    target = _Family("bambu_temperature_target_celsius", "gauge", "Target temperature.")
+    fan = _Family("bambu_fan_speed_ratio", "gauge", "Fan speed, 0 to 1.")
+    speed = _Family("bambu_speed_level", "gauge", "Print speed level: 1 silent ... 4 ludicrous.")
+    wifi = _Family("bambu_wifi_signal_dbm", "gauge", "Wi-Fi signal strength.")
+    tray = _Family(
+        "bambu_ams_tray_remaining_ratio", "gauge",
+        "Filament left on an AMS tray, 0 to 1 (where the printer knows it).",
+    )  # fmt: skip
+    humidity_ratio = _Family(
+        "bambu_ams_humidity_ratio", "gauge",
+        "Relative humidity inside the AMS, 0 to 1 (models that report it: AMS 2 Pro, AMS HT).",
+    )  # fmt: skip
+    humidity_index = _Family(
+        "bambu_ams_humidity_level", "gauge",
+        "AMS humidity index as the printer reports it: 1 wet ... 5 dry (not a percentage).",
+    )  # fmt: skip
+    hms = _Family("bambu_hms_alerts", "gauge", "Active HMS alerts.")
+    reconnects = _Family("bambu_reconnects", "counter", "Reconnections since serve started.")
+    reports = _Family("bambu_reports", "counter", "Messages received from the printer.")
+    problems = _Family(
+        "bambu_decode_problems", "counter", "Payloads or values that could not be read."
+    )
+    jobs = _Family(
+        "bambu_jobs", "counter",
+        "Jobs seen starting, and ending by outcome (unknown: it ended while serve was away).",
+    )  # fmt: skip
+    for row in rows:
+        serial, name, model = (_label(v) for v in row.labels)
+        labels = f'serial="{serial}",name="{name}",model="{model}"'
+        up.add(labels, 1 if row.up else 0)
+        reconnects.add(labels, row.reconnects)
+        reports.add(labels, row.reports)
+        problems.add(labels, row.decode_problems)
+        for outcome in _JOB_COUNTERS.values():
+            jobs.add(f'{labels},outcome="{outcome}"', row.jobs.get(outcome, 0))
+        s = row.state
+        if s is None:
+            continue
+        info.add(f'{labels},firmware="{_label(s.firmware or "")}"', 1)
+        job = s.job
+        for js in EXPORTED_STATES:
+            state.add(f'{labels},state="{js.value}"', 1 if job.state is js else 0)
+        progress.add(labels, job.progress / 100)
+        if job.remaining_minutes is not None:
+            remaining.add(labels, job.remaining_minutes * 60)
+        layer.add(labels, job.layer)
+        layers.add(labels, job.total_layers)
+        t = s.temperatures
+        for sensor, value, goal in (
+            ("nozzle", t.nozzle, t.nozzle_target),
+            ("bed", t.bed, t.bed_target),
+            ("chamber", t.chamber, None),
+        ):
+            if value is not None:
+                temp.add(f'{labels},sensor="{sensor}"', value)
+            if goal is not None:
+                target.add(f'{labels},sensor="{sensor}"', goal)
+        fans = s.fans
+        for fan_name in ("part", "aux", "chamber", "heatbreak"):
+            pct = getattr(fans, fan_name)
+            if pct is not None:
+                fan.add(f'{labels},fan="{fan_name}"', pct / 100)
+        if s.speed.level is not None:
+            speed.add(labels, s.speed.level)
+        if s.wifi_signal_dbm is not None:
+            wifi.add(labels, s.wifi_signal_dbm)
+        for unit in s.ams:
+            ams = f'{labels},ams="{unit.ams_id}"'
+            if unit.humidity_percent is not None:
+                humidity_ratio.add(ams, unit.humidity_percent / 100)
+            if unit.humidity is not None:
+                humidity_index.add(ams, unit.humidity)
+            for t_ in unit.trays:
+                if t_.remain is not None and not t_.empty:
+                    tray.add(f'{ams},tray="{t_.tray_id}",type="{_label(t_.type)}"', t_.remain / 100)
+        hms.add(labels, len(s.hms))
+    families = (
+        up, info, state, progress, remaining, layer, layers, temp, target, fan, speed, wifi,
+        tray, humidity_ratio, humidity_index, hms, reconnects, reports, problems, jobs,
+    )  # fmt: skip
+    return "\n".join(line for family in families for line in family.lines) + "\n"
 
 
 def scrape_text(hub: Hub) -> str:

@@ -28,7 +28,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -45,6 +45,7 @@ from bambu_lan.serve.ha_discovery import (
     discovery_messages,
 )
 from bambu_lan.serve.hub import Hub, Sink, WatchedPrinter
+from bambu_lan.serve.pacing import StatePacer
 from bambu_lan.serve.settings import BrokerURL
 from bambu_lan.serve.state_json import SPEED_NAMES, state_document, tray_ids
 from bambu_lan.serve.text import safe
@@ -52,13 +53,12 @@ from bambu_lan.serve.text import safe
 log = logging.getLogger("bambu_lan.serve.mqtt")
 
 HEARTBEAT_SECONDS = 30.0
-#: State messages per printer: a token bucket of one per ``min_interval`` that holds at most
-#: this many. A plain "one second since the last publish" would lock onto the phase of the
-#: first publish and hold every later 1 Hz report for up to a second; the bucket publishes a
-#: 1 Hz printer at once and still holds a chatty one to one state per second on average.
-STATE_BURST = 1.5
 #: QoS 1 messages (events, availability, results) kept while the broker is unreachable.
 MAX_QUEUED = 50_000
+#: Discovery configs (about 45 per printer) go out this many at a time, each batch once the
+#: broker has acknowledged the last: 45,000 at once for 1,000 printers would sit in paho's
+#: queue as about 150 MB the process never gives back.
+DISCOVERY_BATCH = 500
 
 
 @dataclass(slots=True)
@@ -67,13 +67,12 @@ class _Out:
 
     watched: WatchedPrinter
     topics: Topics
-    pending: PrinterState | None = None
+    pacer: StatePacer
+    pending: PrinterState | None = None  # held by the pacer until ``timer``
     last_payload: bytes = b""
-    tokens: float = 0.0  # the rate limit's bucket (see STATE_BURST)
-    stamp: float = 0.0
     timer: asyncio.TimerHandle | None = None
-    device: DeviceInfo | None = None
-    discovery_topics: list[str] = field(default_factory=list)
+    device: DeviceInfo | None = None  # what the discovery configs are to describe
+    published: DeviceInfo | None = None  # what the broker's configs describe
     #: The last command's outcome, published again after a broker restart.
     last_result: bytes = b'{"ok":null,"action":null,"message":"no command yet"}'
 
@@ -111,6 +110,12 @@ class MqttBridge(Sink):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        #: Printers whose discovery configs are to be published (a dict as an ordered set);
+        #: the configs are built when their batch goes out, so none wait in memory.
+        self._discovery_due: dict[str, None] = {}
+        self._discovery_ready = asyncio.Event()
+        self._awaited_mid = -1  # the batch's last message (paho's thread compares it)
+        self._acked: asyncio.Future[None] | None = None
         self._others: set[str] = set()
         self._stopping = False
         #: Set when another instance of the same shard is heard in the broker.
@@ -145,11 +150,13 @@ class MqttBridge(Sink):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self._client = client
         log.info("MQTT bridge: connecting to %s", self.url)
         client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
         client.loop_start()  # paho's thread retries the first connection too
         self._heartbeat = self._loop.create_task(self._beat(), name="serve-mqtt-heartbeat")
+        self._spawn(self._send_discovery())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -158,8 +165,7 @@ class MqttBridge(Sink):
         for task in list(self._tasks):
             task.cancel()
         for out in self._out.values():
-            if out.timer is not None:
-                out.timer.cancel()
+            self._cancel_held(out)
         client = self._client
         if client is None:
             return
@@ -207,6 +213,12 @@ class MqttBridge(Sink):
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._broker_down, str(reason))
 
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
+    ) -> None:
+        if mid == self._awaited_mid and self._loop is not None:
+            self._loop.call_soon_threadsafe(_finish, self._acked)
+
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._message, message.topic, bytes(message.payload))
@@ -227,6 +239,7 @@ class MqttBridge(Sink):
     def _broker_down(self, reason: str) -> None:
         was = self.connected
         self.connected = False
+        _finish(self._acked)  # the batch is lost with the connection: all is sent again
         if self._stopping:
             return
         if was:
@@ -249,6 +262,7 @@ class MqttBridge(Sink):
         self.connects += 1
         self.last_error = ""
         log.info("MQTT broker %s: connected; publishing discovery and states", self.url)
+        self._discovery_due.clear()  # everything is queued again below
         client.subscribe(
             [
                 (f"{self.prefix}/+/command/+", 1),
@@ -278,15 +292,17 @@ class MqttBridge(Sink):
         )
         self._publish(out.topics.command_result, out.last_result, qos=1, retain=True)
         if w.state is not None:
-            out.pending = w.state
             if force:
                 out.last_payload = b""
-            self._flush(out, force=force)
+            self._cancel_held(out)
+            assert self._loop is not None
+            out.pacer.release(self._loop.time())
+            self._send_state(out, w.state)
 
     # -- sink interface --
 
     def printer_added(self, printer: WatchedPrinter) -> None:
-        out = _Out(printer, Topics(self.prefix, printer.serial), tokens=STATE_BURST)
+        out = _Out(printer, Topics(self.prefix, printer.serial), StatePacer(self.min_interval))
         self._out[printer.serial] = out
         if self.connected:
             self._publish_printer(out, force=True)
@@ -295,22 +311,29 @@ class MqttBridge(Sink):
         out = self._out.pop(printer.serial, None)
         if out is None:
             return
-        if out.timer is not None:
-            out.timer.cancel()
+        self._cancel_held(out)
+        self._discovery_due.pop(printer.serial, None)
         if self.connected:
             # Empty retained payloads remove the entities from Home Assistant and the state.
-            for topic in out.discovery_topics:
+            for topic in self._discovery_topics(out.published):
                 self._publish(topic, b"", qos=1, retain=True)
             self._publish(out.topics.state, b"", qos=1, retain=True)
             self._publish(out.topics.availability, b"", qos=1, retain=True)
 
     def state(self, printer: WatchedPrinter, state: PrinterState) -> None:
         out = self._out.get(printer.serial)
-        if out is None:
-            return
-        out.pending = state
-        if out.timer is None:  # else a publish is scheduled: it takes the newest state
-            self._flush(out)
+        if out is None or not self.connected:
+            return  # all states are published again on (re)connect
+        assert self._loop is not None
+        delay = out.pacer.offer(self._loop.time())
+        if delay is None:
+            self._cancel_held(out)
+            if not self._send_state(out, state):
+                out.pacer.refund()  # nothing new: the next change may go at once
+        else:
+            out.pending = state  # a newer state replaces it; else it goes out after delay
+            if out.timer is None:
+                out.timer = self._loop.call_later(delay, self._release, out)
 
     def event(self, printer: WatchedPrinter, event: Event) -> None:
         out = self._out.get(printer.serial)
@@ -327,30 +350,35 @@ class MqttBridge(Sink):
 
     # -- publishing --
 
-    def _flush(self, out: _Out, *, force: bool = False) -> None:
+    def _release(self, out: _Out) -> None:
+        """A held state's turn has come and no newer one replaced it: send it."""
         out.timer = None
-        if out.pending is None or not self.connected:
-            out.pending = None
-            return  # all states are published again on (re)connect
-        assert self._loop is not None
-        now = self._loop.time()
-        rate = 1.0 / self.min_interval
-        out.tokens = min(STATE_BURST, out.tokens + (now - out.stamp) * rate)
-        out.stamp = now
-        if out.tokens < 1.0 and not force:
-            out.timer = self._loop.call_later((1.0 - out.tokens) / rate, self._flush, out)
-            return
         state, out.pending = out.pending, None
+        if state is None or not self.connected:
+            return
+        assert self._loop is not None
+        out.pacer.release(self._loop.time())
+        self._send_state(out, state)
+
+    def _cancel_held(self, out: _Out) -> None:
+        if out.timer is not None:
+            out.timer.cancel()
+            out.timer = None
+        out.pending = None
+
+    def _send_state(self, out: _Out, state: PrinterState) -> bool:
+        """Publish ``state`` (retained) unless it is what the broker has; True if sent."""
         self._publish_discovery(out, force=False)
         payload = orjson.dumps(state_document(state, name=out.watched.name, online=True))
         if payload == out.last_payload:
-            return
+            return False
         self._publish(out.topics.state, payload, qos=0, retain=True)
         out.last_payload = payload
-        out.tokens -= 1.0
         self.published_states += 1
+        return True
 
     def _publish_discovery(self, out: _Out, *, force: bool) -> None:
+        """Queue the printer's discovery configs if what they describe changed."""
         w, state = out.watched, out.watched.state
         device = DeviceInfo(
             serial=w.serial,
@@ -363,18 +391,55 @@ class MqttBridge(Sink):
         )
         if device == out.device and not force:
             return
-        messages = discovery_messages(
+        out.device = device
+        self._discovery_due[w.serial] = None
+        self._discovery_ready.set()
+
+    def _discovery(self, device: DeviceInfo) -> list[tuple[str, dict[str, Any]]]:
+        return discovery_messages(
             device,
             prefix=self.prefix,
             discovery_prefix=self.discovery_prefix,
             version=self._version,
         )
-        topics = [topic for topic, _ in messages]
-        for gone in set(out.discovery_topics) - set(topics):
-            self._publish(gone, b"", qos=1, retain=True)  # e.g. an AMS unplugged
-        for topic, config in messages:
-            self._publish(topic, orjson.dumps(config), qos=1, retain=True)
-        out.device, out.discovery_topics = device, topics
+
+    def _discovery_topics(self, device: DeviceInfo | None) -> set[str]:
+        return {topic for topic, _ in self._discovery(device)} if device else set()
+
+    async def _send_discovery(self) -> None:
+        """Publish the due discovery configs in batches (see DISCOVERY_BATCH)."""
+        while True:
+            await self._discovery_ready.wait()
+            self._discovery_ready.clear()
+            while self._discovery_due and self.connected:
+                last, sent = None, 0
+                while self._discovery_due and sent < DISCOVERY_BATCH:
+                    serial = next(iter(self._discovery_due))
+                    del self._discovery_due[serial]
+                    out = self._out.get(serial)
+                    if out is None or out.device is None:
+                        continue
+                    messages = self._discovery(out.device)
+                    gone = self._discovery_topics(out.published) - {t for t, _ in messages}
+                    for topic in gone:  # e.g. an AMS unplugged
+                        self._publish(topic, b"", qos=1, retain=True)
+                    for topic, config in messages:
+                        last = self._publish(topic, orjson.dumps(config), qos=1, retain=True)
+                    out.published = out.device
+                    sent += len(messages)
+                if last is not None:
+                    await self._acked_or_down(last)
+
+    async def _acked_or_down(self, info: mqtt.MQTTMessageInfo) -> None:
+        """Until the broker acknowledges ``info``'s message or the connection drops."""
+        assert self._loop is not None
+        done = self._acked = self._loop.create_future()
+        self._awaited_mid = info.mid
+        try:
+            if not _acknowledged(info):  # checked after _awaited_mid is set: no lost wake-up
+                await done
+        finally:
+            self._awaited_mid, self._acked = -1, None
 
     def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> Any:
         client = self._client
@@ -490,6 +555,19 @@ def _command_value(action: str, text: str) -> Any:
             return int(lowered)
         raise ValueError(f"speed takes {', '.join(SPEED_NAMES)} or 1-4, not {safe(text, 20)!r}")
     raise ValueError(f"unknown command {safe(action, 20)!r}")
+
+
+def _finish(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _acknowledged(info: Any) -> bool:
+    """The broker has the message, or paho will never send it (then waiting is pointless)."""
+    try:
+        return bool(info.is_published())
+    except (RuntimeError, ValueError):
+        return True
 
 
 def _wait_all(infos: list[Any], timeout: float) -> None:

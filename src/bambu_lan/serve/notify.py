@@ -122,7 +122,7 @@ class NotifySink(Sink):
         if event.kind is EventKind.DISCONNECTED:
             self._watch_offline(printer)
             return
-        if event.kind is EventKind.CONNECTED:
+        if event.kind in (EventKind.CONNECTED, EventKind.RECONNECTED):
             handle = self._offline.pop(printer.serial, None)
             if handle is not None:
                 handle.cancel()

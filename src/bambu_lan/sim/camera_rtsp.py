@@ -1,10 +1,11 @@
 """The simulated X1/P2S/H2 camera: H.264 over RTSPS (protocol.md §7.2).
 
 TLS with the printer's certificate; RTSP 1.0 at ``/streaming/live/1``; the login is user
-``bblp`` with the access code, asked for with an MD5 Digest challenge (what the live555
-server that Bambu's own client library is built on sends; a wrong code gets 401 again);
-the video goes as RTP over the RTSP connection (``RTP/AVP/TCP;interleaved``, what ffmpeg,
-VLC, go2rtc and Home Assistant use with ``rtsp_transport tcp``; a UDP SETUP gets 461).
+``bblp`` with the access code (protocol.md §7.2), asked for with an MD5 Digest challenge
+after an unauthenticated OPTIONS, as live555-based servers do (which scheme a printer uses
+is not documented; the client answers Basic too); a wrong code gets 401 again. The video
+goes as RTP over the RTSP connection (``RTP/AVP/TCP;interleaved``, what ffmpeg, VLC, go2rtc
+and Home Assistant use with ``rtsp_transport tcp``); a UDP SETUP gets 461.
 
 The pictures are the A1 camera's drawn frames (model, serial, job, progress, time), encoded
 by a real H.264 encoder: ffmpeg with libx264, whose own RTP packetizer (RFC 6184: single

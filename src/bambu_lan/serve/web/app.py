@@ -35,7 +35,7 @@ log = logging.getLogger("bambu_lan.serve.web")
 COMMAND_TIMEOUT = 20.0
 KEEPALIVE_SECONDS = 15.0
 SORTS = ("name", "state", "progress", "finish")
-OUTCOMES = ("finished", "failed", "cancelled", "running")
+OUTCOMES = ("finished", "failed", "cancelled", "unknown", "running")
 
 _SECURITY_HEADERS = {
     # Everything comes from this server; the farm may have no internet.

@@ -57,7 +57,7 @@ class LiveCards:
         self.source = source
         self.interval = interval
         self.tick = 0
-        self.cards: dict[str, view.Card] = {}
+        self._cards: dict[str, view.Card] = {}
         self.changed_at: dict[str, int] = {}  # serial -> tick of its last change
         self.subscribers: set[Subscriber] = set()
         self.messages_sent = 0  # events written to pages (for the benchmark)
@@ -99,18 +99,27 @@ class LiveCards:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
+            if not self.subscribers:
+                continue  # nobody is looking: the changes wait for the next page (``cards``)
             try:
                 self.flush()
             except Exception:  # a bad state must not stop the page for every printer
                 log.exception("could not update the dashboard")
+
+    @property
+    def cards(self) -> dict[str, view.Card]:
+        """Every printer's card, current: changes not yet rendered are rendered first."""
+        if self._dirty:
+            self.flush()
+        return self._cards
 
     # -- cards --
 
     def refresh_all(self) -> None:
         """Build every card now (at start, and when printers come and go)."""
         entries = self.source.printers()
-        self.cards = {s: view.card(e, self._snap.get(s)) for s, e in entries.items()}
-        for serial in self.cards:
+        self._cards = {s: view.card(e, self._snap.get(s)) for s, e in entries.items()}
+        for serial in self._cards:
             self.changed_at.setdefault(serial, self.tick)
 
     def bump_snapshot(self, serial: str) -> None:
@@ -129,13 +138,13 @@ class LiveCards:
         for serial in dirty:
             entry = entries.get(serial)
             if entry is None:
-                if self.cards.pop(serial, None) is not None:
+                if self._cards.pop(serial, None) is not None:
                     patches[serial] = {"removed": True}
                 continue
             new = view.card(entry, self._snap.get(serial))
-            patch = view.diff(self.cards.get(serial), new)
+            patch = view.diff(self._cards.get(serial), new)
             if patch:
-                self.cards[serial] = new
+                self._cards[serial] = new
                 self.changed_at[serial] = self.tick
                 patches[serial] = patch
         if not patches:
@@ -166,19 +175,21 @@ class LiveCards:
     def encode(self, patches: dict[str, dict[str, Any]], *, with_summary: bool) -> bytes:
         body: dict[str, Any] = {"t": self.tick, "cards": patches}
         if with_summary:
-            body["summary"] = view.summary(self.cards.values())
+            body["summary"] = view.summary(self._cards.values())
         return b"id: %d\ndata: %s\n\n" % (self.tick, orjson.dumps(body))
 
     def subscribe(self, serial: str | None, since: int | None) -> Subscriber:
         """A new page's stream; first the cards changed after tick ``since`` (all if None)."""
+        if self._dirty:
+            self.flush()  # to the pages already open, and so the catch-up below is current
         sub = Subscriber(serial)
         if since is None or since > self.tick:
             since = -1
-        wanted = [serial] if serial is not None else list(self.cards)
+        wanted = [serial] if serial is not None else list(self._cards)
         catch_up = {
-            s: self.cards[s]
+            s: self._cards[s]
             for s in wanted
-            if s in self.cards and self.changed_at.get(s, 0) > since
+            if s in self._cards and self.changed_at.get(s, 0) > since
         }
         if catch_up or since == -1:
             sub.put(self.encode(catch_up, with_summary=serial is None))

@@ -18,6 +18,7 @@ from bambu_lan.serve.web.source import (
     JobLog,
     JobRecord,
     PrinterEntry,
+    connection_label,
     filter_jobs,
 )
 
@@ -97,21 +98,12 @@ class WebSink(Sink):
             return {}
         out: dict[str, PrinterEntry] = {}
         for serial, watched in self.hub.printers.items():
-            status = watched.status
-            if watched.online:
-                connection = "connected"
-            elif status.error is not None:
-                connection = f"offline: {status.last_error}"
-            elif status.connects:
-                connection = "offline"
-            else:
-                connection = "connecting"
             out[serial] = PrinterEntry(
                 serial=serial,
                 name=watched.name,
                 state=watched.state,
                 online=watched.online,
-                connection=connection,
+                connection=connection_label(watched.online, watched.status),
                 has_camera=self._has_camera(serial),
             )
         return out

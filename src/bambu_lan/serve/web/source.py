@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bambu_lan.protocol.events import TERMINAL_KINDS, Event, EventKind
+from bambu_lan.protocol.events import Event, EventKind
+from bambu_lan.serve.hub import JOB_OUTCOMES
 
 if TYPE_CHECKING:
     from bambu_lan.farm import Farm
     from bambu_lan.protocol.state import PrinterState
+    from bambu_lan.session import ConnectionStatus
 
 #: The controls a page may send, with the kind of value each takes.
 ACTIONS = ("pause", "resume", "stop", "light", "speed")
@@ -47,15 +49,35 @@ class JobRecord:
     file: str
     started_at: float | None  # time.time()
     ended_at: float | None
-    outcome: str  # finished, failed, cancelled, running
+    outcome: str  # finished, failed, cancelled, unknown, running
     layers: int | None = None
     alerts: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """What the page calls the job (its name, else its file)."""
+        return job_label(self.name, self.file)
 
     @property
     def duration(self) -> float | None:
         if self.started_at is None or self.ended_at is None:
             return None
         return max(0.0, self.ended_at - self.started_at)
+
+
+def job_label(name: str | None, file: str | None) -> str:
+    """A job as the page names it: the printer's name for it, else its file, else a word
+    (a job started from the printer's screen, or seen before its first full report)."""
+    return name or file or "unnamed job"
+
+
+def connection_label(online: bool, status: ConnectionStatus) -> str:
+    """A printer's connection in a word or two ("offline: <why>")."""
+    if online:
+        return "connected"
+    if status.error is not None:
+        return f"offline: {status.last_error}"
+    return "offline" if status.connects else "connecting"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,20 +139,12 @@ class FarmSource:
         out: dict[str, PrinterEntry] = {}
         for serial, printer in self.farm.printers.items():
             status = printer.status
-            if status.connected:
-                connection = "connected"
-            elif status.error is not None:
-                connection = f"offline: {status.last_error}"
-            elif status.connects:
-                connection = "offline"
-            else:
-                connection = "connecting"
             out[serial] = PrinterEntry(
                 serial=serial,
                 name=self.names.get(serial) or printer.config.label,
                 state=printer.state,
                 online=status.connected,
-                connection=connection,
+                connection=connection_label(status.connected, status),
             )
         return out
 
@@ -215,13 +229,13 @@ class JobLog:
             self._running[serial] = JobRecord(
                 serial=serial,
                 printer=name,
-                name=job.name if job else "",
-                file=job.file if job else "",
+                name=(job.name if job else "") or str(event.data.get("name") or ""),
+                file=(job.file if job else "") or str(event.data.get("file") or ""),
                 started_at=event.at,
                 ended_at=None,
                 outcome="running",
             )
-        elif event.kind in TERMINAL_KINDS:
+        elif event.kind in JOB_OUTCOMES:
             started = self._running.pop(serial, None)
             self._ended.append(
                 JobRecord(
@@ -231,7 +245,7 @@ class JobLog:
                     file=(started.file if started else "") or (job.file if job else ""),
                     started_at=started.started_at if started else None,
                     ended_at=event.at,
-                    outcome=event.kind.value.removeprefix("job_"),
+                    outcome=JOB_OUTCOMES[event.kind],
                     layers=job.total_layers if job else None,
                 )
             )

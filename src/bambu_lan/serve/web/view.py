@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bambu_lan.protocol.state import EXTERNAL_SPOOL_ID, JobState, PrinterState
-from bambu_lan.serve.web.source import PrinterEntry
+from bambu_lan.serve.web.source import PrinterEntry, job_label
 
 Card = dict[str, Any]
 
@@ -175,7 +175,7 @@ def card(entry: PrinterEntry, snap: int | None = None) -> Card:
     job = state.job
     active = job.state.active or job.state in (JobState.FINISH, JobState.FAILED)
     if active:
-        data["job"] = job.name or job.file
+        data["job"] = job_label(job.name, job.file)
         data["file"] = job.file
         data["stage"] = job.stage
         data["progress"] = max(0, min(100, job.progress))
