@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,19 +202,32 @@ class Daemon:
     # -- lifecycle --
 
     async def start(self) -> None:
+        # The ports are taken before any printer connects: a port in use is refused before
+        # a thousand connections are made, and those connections (each takes an ephemeral
+        # port of this host) can never take the port that was asked for.
+        http = self._listen(self.settings.http_port)
+        try:
+            metrics = self._listen(self.settings.metrics_port)
+        except BaseException:
+            if http is not None:
+                http.close()
+            raise
         await self.hub.start()
         try:
-            if self.settings.http_port is not None:
-                self.http_port = await self._serve_http(self.settings.http_port, metrics=False)
+            if http is not None:
+                self.http_port = await self._serve_http(http, metrics=False)
                 log.info("health and web page on http://%s:%d/", self.settings.bind, self.http_port)
-            if self.settings.metrics_port is not None:
-                self.metrics_port = await self._serve_http(self.settings.metrics_port, metrics=True)
+            if metrics is not None:
+                self.metrics_port = await self._serve_http(metrics, metrics=True)
                 log.info(
                     "Prometheus metrics on http://%s:%d/metrics",
                     self.settings.bind,
                     self.metrics_port,
                 )
         except BaseException:
+            for sock in (http, metrics):
+                if sock is not None:
+                    sock.close()
             await self.stop()
             raise
         log.info(
@@ -310,7 +324,21 @@ class Daemon:
             data["last_reload_error"] = self.last_reload_error
         return data
 
-    async def _serve_http(self, port: int, *, metrics: bool) -> int:
+    def _listen(self, port: int | None) -> socket.socket | None:
+        """A listening socket on ``bind:port`` (0: any free port), or None for no port."""
+        if port is None:
+            return None
+        try:
+            family = socket.getaddrinfo(self.settings.bind, port, type=socket.SOCK_STREAM)[0][0]
+            return socket.create_server((self.settings.bind, port), family=family, backlog=128)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.settings.bind}:{port}: {exc.strerror or exc}",
+                hint="another program uses that port: pick another with --http-port / "
+                "--metrics-port",
+            ) from None
+
+    async def _serve_http(self, sock: socket.socket, *, metrics: bool) -> int:
         from aiohttp import web
 
         app = web.Application()
@@ -321,18 +349,8 @@ class Daemon:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, self.settings.bind, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {self.settings.bind}:{port}: {exc.strerror or exc}",
-                hint="another program uses that port: pick another with --http-port / "
-                "--metrics-port",
-            ) from None
-        server = site._server  # noqa: SLF001 - aiohttp has no public accessor for the port
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else port
+        await web.SockSite(runner, sock).start()
+        return int(sock.getsockname()[1])
 
     async def _health_handler(self, request: web.Request) -> web.Response:
         from aiohttp import web
