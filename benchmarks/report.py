@@ -138,6 +138,31 @@ def first_state_verdict(data: dict[str, Any] | None) -> Verdict:
     )
 
 
+def first_state_status_verdict(data: dict[str, Any] | None) -> Verdict:
+    """``bambu-lan status --json`` (the command line, first state printed) against the paho
+    script, whole processes, no CONNACK delay."""
+    budget = (data or {}).get("budget_ratio", 1.5)
+    target = f"≤ {budget}x a bare paho script (no CONNACK delay)"
+    name = "First full state, `status --json`"
+    libs = (data or {}).get("no_connack_delay", {}).get("libraries", {})
+    entry = libs.get("bambu-lan-status", {})
+    if section_error(data) or "ratio_to_paho" not in entry:
+        return Verdict(name, target, "not measured", None, [])
+    ratio = entry["ratio_to_paho"]["median"]
+    floor = libs["paho"]["total_seconds"]["median"]
+    total = entry["total_seconds"]["median"]
+    analysis = []
+    if ratio > budget:
+        analysis.append(
+            f"**`status --json`: missed by {ms(total - budget * floor)}** ({ms(total)} against "
+            f"{budget}x {ms(floor)}). It is `Printer`'s path plus the command line: click, the "
+            "connection options and the config lookup, and the JSON; see the `Printer` row "
+            "for what the library itself costs."
+        )
+    measured = f"{ratio:.2f}x ({ms(total)} against {ms(floor)})"
+    return Verdict(name, target, measured, ratio <= budget, analysis)
+
+
 def first_state_in_process_verdict(data: dict[str, Any] | None) -> Verdict:
     """In-process ``Printer``: imports done -> full state, against the paho script's, with
     no CONNACK delay (the library's own connect path only)."""
@@ -822,11 +847,25 @@ def cold_start_section(data: dict[str, Any] | None) -> list[str]:
         "",
     ]
     rows = [
-        [f"`{name}`", ms(data[name]["median"]), ms(data[name]["p90"])]
+        [
+            f"`{name}`",
+            ms(data[name]["median"]),
+            ms_range(data[name]) if "min" in data[name] else "",
+            ms(data[name]["p90"]),
+        ]
         for name in ("python -c pass", "bambu-lan --help", "bambu-lan status --json")
         if name in data
     ]
-    out += table(["command", "median", "p90"], rows)
+    out += table(["command", "median", "min–max", "p90"], rows)
+    bytecode = data.get("bytecode")
+    if bytecode:
+        stale = bytecode.get("without_bytecode") or []
+        out += [
+            f"Bytecode compiled before measuring ({bytecode.get('modules_checked', 0)} modules "
+            "checked): "
+            + (f"**without current bytecode: {', '.join(stale)}**." if stale else "all current."),
+            "",
+        ]
     if "help_imports_library" in data:
         out += [
             f"`--help` imports the library (paho, asyncio): "
@@ -1267,6 +1306,7 @@ def render(results: dict[str, Any]) -> str:
     peers = results.get("peers", {})
     verdicts = [
         first_state_verdict(sections.get("first_state")),
+        first_state_status_verdict(sections.get("first_state")),
         first_state_in_process_verdict(sections.get("first_state")),
         handling_verdict(sections.get("handling")),
         farm_verdict(sections.get("farm")),
