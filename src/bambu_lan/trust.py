@@ -20,7 +20,6 @@ import hashlib
 import logging
 import os
 import ssl
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bambu_lan.errors import ConfigError, TrustError
+from bambu_lan.local_files import write_atomically
 from bambu_lan.packet_socket import PacketSocket
 from bambu_lan.protocol.records import Record, record
 
@@ -363,17 +363,10 @@ class KnownPrinters:
                 pins[serial] = fp.lower()  # as _read returns it
             lines = ["# bambu-lan known printers: serial, SHA-256 of the printer's certificate"]
             lines += [f"{s} {f}" for s, f in sorted(pins.items())]
-            tmp: str | None = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".known_printers.", dir=self.path.parent)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write("\n".join(lines) + "\n")
-                os.replace(tmp, self.path)
+                write_atomically(self.path, "\n".join(lines) + "\n")
             except OSError as exc:
-                if tmp is not None:  # a half-written copy must not pile up next to the file
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
                 raise ConfigError(
                     f"cannot write the known-printers file {self.path}: {exc}",
                     hint="check the disk space and permissions, or set BAMBU_KNOWN_PRINTERS",
