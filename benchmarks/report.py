@@ -474,12 +474,26 @@ def farm_verdict(data: dict[str, Any] | None) -> Verdict:
         top = ", ".join(
             f"`{r['function']}` {r['own_share']:.0%}" for r in row.get("profile", [])[:6]
         )
+        memory = data.get("memory_profile") or {}
+        where = ""
+        if "by_file" in memory:
+            files = ", ".join(
+                f"`{r['file']}` {r['bytes_per_printer'] / 1024:.1f} KB"
+                for r in memory["by_file"][:4]
+            )
+            where = (
+                f" Per printer: {memory['kb_per_printer']:.0f} KB of RSS, "
+                f"{memory['traced_kb_per_printer']:.0f} KB of it Python objects (largest: "
+                f"{files}); the rest is outside Python (OpenSSL's per-connection state, "
+                f"allocator overhead). RSS before the first printer: "
+                f"{row.get('rss_before_mb') or 0:.0f} MB (interpreter, ssl, asyncio, paho)."
+            )
         analysis.append(
             f"**Farm scale: missed** — CPU {row['cpu_percent']:.1f}% (budget "
             f"{budget['cpu_percent']:g}%, {row['cpu_percent'] - budget['cpu_percent']:+.1f} "
             f"points), RSS {rss:.0f} MB (budget {budget['rss_mb']:g} MB, "
-            f"{rss - budget['rss_mb']:+.0f} MB). cProfile of the event loop after the window: "
-            f"{top or 'not taken'}. What would close it: the functions above, from the top."
+            f"{rss - budget['rss_mb']:+.0f} MB). cProfile of the event loop after the window "
+            f"(largest size): {top or 'not taken'}.{where}"
         )
     return Verdict("Farm scale", target, measured, passed, analysis)
 
@@ -498,7 +512,11 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
         f"connect phase included), and the reports it took in. *connect* is process start to "
         f"the last full state. bambu-lan runs one `Farm` (one event loop) and drains its "
         f"event stream; each peer runs one client object per printer, as its API is meant to "
-        f"be used. *sim CPU* is the simulator's process over the whole run of the client.",
+        f"be used. *sim CPU* is the simulator's process over the whole run of the client. "
+        f"The CPU column gives the whole window, then min / median / max over five equal "
+        f"parts of it; *CPU per report* is CPU time over reports taken in; *RSS per printer* "
+        f"is RSS at the end minus RSS just before the first client was made (libraries "
+        f"imported), over N.",
         "",
     ]
     rows = []
@@ -510,14 +528,21 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
                 rows.append([name, size, "—", "—", "—", "—", "—", "—", "—", why[:160]])
                 continue
             note = "; ".join(farm_notes(lib, row))
+            parts = row.get("cpu_percent_parts")
+            cpu = f"{row['cpu_percent']:.1f}%"
+            if parts:
+                cpu += f" ({parts['min']:.1f} / {parts['median']:.1f} / {parts['max']:.1f})"
+            per_printer = row.get("kb_per_printer")
             rows.append(
                 [
                     name,
                     f"{row['n']:,}",
                     f"{row['full_states']:,}",
                     f"{row['connect_seconds']:.1f} s",
-                    f"{row['cpu_percent']:.1f}%",
+                    cpu,
+                    f"{row['cpu_us_per_message']:.0f} µs" if "cpu_us_per_message" in row else "—",
                     f"{row['rss_mb']:.0f} / {max(row['rss_mb'], row['peak_rss_mb']):.0f} MB",
+                    f"{per_printer:.0f} KB" if per_printer is not None else "—",
                     f"{row['messages_per_second']:,.0f}",
                     f"{row['threads']:,}",
                     f"{row['sim_cpu_percent']:.0f}%",
@@ -530,8 +555,10 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
             "printers",
             "full states",
             "connect",
-            "CPU (one core = 100%)",
+            "CPU (one core = 100%; min / median / max of 5 parts)",
+            "CPU per report",
             "RSS now / peak",
+            "RSS per printer",
             "reports/s",
             "threads",
             "sim CPU",
@@ -539,6 +566,8 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
         ],
         rows,
     )
+    out += farm_growth(data)
+    out += farm_memory(data)
     out += farm_summary(data)
     biggest = data["libraries"].get("bambu-lan", {}).get(str(data["sizes"][-1]), {})
     if biggest.get("profile"):
@@ -570,6 +599,57 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
                 "two thousand timer events a second on a heap of two thousand.",
                 "",
             ]
+    return out
+
+
+def farm_growth(data: dict[str, Any]) -> list[str]:
+    """How bambu-lan's cost grows from the budget's size to the largest measured."""
+    rows = data["libraries"].get("bambu-lan", {})
+    small = rows.get(str(data["budget"]["printers"]), {})
+    big = rows.get(str(data["sizes"][-1]), {})
+    if "cpu_percent" not in small or "cpu_percent" not in big or small is big:
+        return []
+    ratio = big["n"] / small["n"]
+    text = (
+        f"From {small['n']:,} to {big['n']:,} printers ({ratio:g}x): CPU "
+        f"{big['cpu_percent'] / small['cpu_percent']:.1f}x ({small['cpu_percent']:.1f}% -> "
+        f"{big['cpu_percent']:.1f}%), RSS {big['rss_mb'] / small['rss_mb']:.1f}x "
+        f"({small['rss_mb']:.0f} -> {big['rss_mb']:.0f} MB)"
+    )
+    if "cpu_us_per_message" in small and "cpu_us_per_message" in big:
+        text += (
+            f"; CPU per report {small['cpu_us_per_message']:.0f} -> "
+            f"{big['cpu_us_per_message']:.0f} µs"
+        )
+    if small.get("kb_per_printer") and big.get("kb_per_printer"):
+        text += f"; RSS per printer {small['kb_per_printer']:.0f} -> {big['kb_per_printer']:.0f} KB"
+    return [text + ".", ""]
+
+
+def farm_memory(data: dict[str, Any]) -> list[str]:
+    """What one printer costs in memory, from the tracemalloc run."""
+    profile = data.get("memory_profile") or {}
+    if "by_file" not in profile:
+        return [f"Memory by file: not measured ({profile['error']})", ""] if profile else []
+    n = profile["n"]
+    traced = profile["traced_kb_per_printer"]
+    rss = profile["kb_per_printer"]
+    out = [
+        f"What each of {n:,} printers costs in memory: {rss:.0f} KB of RSS (RSS with the farm "
+        f"up minus RSS before it, over N, in a run with tracemalloc on), of which "
+        f"{traced:.0f} KB are live Python allocations (tracemalloc, by the file that made "
+        f"them) and about {rss - traced:.0f} KB are outside Python's view: OpenSSL's state "
+        f"for each TLS connection, the connect threads' C stacks and heaps, and allocator "
+        f"overhead.",
+        "",
+    ]
+    out += table(
+        ["file", "bytes per printer", "blocks per printer"],
+        [
+            [f"`{r['file']}`", f"{r['bytes_per_printer']:,.0f}", f"{r['blocks']:.1f}"]
+            for r in profile["by_file"]
+        ],
+    )
     return out
 
 
