@@ -322,13 +322,16 @@ class Daemon:
         long. Again after each reload (unfrozen first, so removed printers are collected)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FREEZE_WITHIN
-        while loop.time() < deadline and any(p.state is None for p in self.hub.printers.values()):
-            # A look once a second: cheaper than a hook on each of 1,000 reports a second.
-            await asyncio.sleep(1.0)  # noqa: ASYNC110
+        # A look once a second: cheaper than a hook on each of 1,000 reports a second.
+        while loop.time() < deadline and not self._all_have_state():  # noqa: ASYNC110
+            await asyncio.sleep(1.0)
         gc.unfreeze()
         gc.collect()
         gc.freeze()
         log.info("%d objects kept out of the garbage collector's way", gc.get_freeze_count())
+
+    def _all_have_state(self) -> bool:
+        return all(p.state is not None for p in self.hub.printers.values())
 
     # -- HTTP --
 
