@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.thread  # every connect uses the pool: not imported mid-connect
 import contextlib
 import enum
 import logging
