@@ -405,9 +405,9 @@ async def _decode_one(
         if output not in done:
             feeder.result()  # the stream broke before a picture: its error
         jpeg = await output
-        async with asyncio.timeout(5):
-            await proc.wait()
-            stderr = await errors
+        with contextlib.suppress(TimeoutError):  # a whole picture needs no clean exit
+            async with asyncio.timeout(5):
+                await proc.wait()
     finally:
         feeder.cancel()
         proc.stdin.close()
@@ -419,7 +419,9 @@ async def _decode_one(
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await asyncio.gather(output, errors, return_exceptions=True)
-    if proc.returncode != 0 or not is_whole_jpeg(jpeg):
+    if not is_whole_jpeg(jpeg):
+        read = errors.done() and not errors.cancelled() and errors.exception() is None
+        stderr = errors.result() if read else b""
         lines = stderr.decode("utf-8", "replace").strip().splitlines()
         reason = redact(lines[-1], cfg.access_code) if lines else f"exit code {proc.returncode}"
         raise CameraError(
