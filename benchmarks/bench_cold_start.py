@@ -22,6 +22,7 @@ from common import (
     SERIAL,
     CliSimulator,
     Context,
+    ensure_bytecode,
     import_profile,
     progress,
     running,
@@ -59,6 +60,7 @@ def run(ctx: Context) -> dict[str, Any]:
     python = str(OUR_PYTHON)
     progress(f"cold start: {runs} runs each")
     out: dict[str, Any] = {"runs": runs, "budget_help_seconds": BUDGET_HELP}
+    out["bytecode"] = ensure_bytecode(env)
     out["python -c pass"] = wall_times([python, "-c", "pass"], env, runs)
     out["bambu-lan --help"] = wall_times([str(BAMBU_LAN), "--help"], env, runs)
     progress(f"  bambu-lan --help: {out['bambu-lan --help']['median'] * 1000:.0f} ms (median)")

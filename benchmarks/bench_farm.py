@@ -5,8 +5,11 @@ The simulator runs the whole fleet in its own process (one loopback address per 
 rest idle, every 2-4 s). The watching process connects to the first N, waits until every one
 has a full state, lets it settle, then measures over a window: CPU time of the process (all
 threads, ``getrusage``) over wall time, its resident memory now and at peak (``ru_maxrss``:
-the connect phase included) and the reports it took in. The simulator's own CPU over the
-same window is noted, to show that it was not the limit.
+the connect phase included) and the reports it took in. CPU is also given as min/median/max
+over five equal parts of the window, and memory as RSS per printer (RSS at the end minus RSS
+just before the first client, over N). A second run of bambu-lan at the budget's size traces
+Python's allocations (tracemalloc) to say what each printer costs, by file. The simulator's
+own CPU over the same window is noted, to show that it was not the limit.
 
 bambu-lan runs a ``Farm`` (one asyncio loop, one MQTT session per printer) and drains its
 merged event stream; the peers run one client object per printer, as their APIs are meant to
@@ -26,12 +29,16 @@ BUDGET_RSS_MB = 64.0
 PRINTING_SHARE = 0.9
 
 
-def one_farm(ctx: Context, sim: Simulator, lib: str, n: int, sizes: list[int]) -> dict[str, Any]:
+def one_farm(
+    ctx: Context, sim: Simulator, lib: str, n: int, sizes: list[int], *, trace: bool = False
+) -> dict[str, Any]:
     window = 1.0 if ctx.quick else (10.0 if n <= 100 else 15.0)
     cfg = {
         "lib": lib,
         "printers": sim.printers[:n],
         "window": window,
+        "parts": 5,  # CPU min/median/max over five equal parts of the window
+        "tracemalloc": trace,
         "settle": 0.3 if ctx.quick else 3.0,
         "connect_timeout": 30.0 if ctx.quick else max(30.0, 0.06 * n),
         "client_timeout": 15.0,
@@ -39,10 +46,10 @@ def one_farm(ctx: Context, sim: Simulator, lib: str, n: int, sizes: list[int]) -
         if lib == "bambu-lan" and n == sizes[-1]
         else 0,
     }
-    path = ctx.work_dir / f"farm-{lib}-{n}.json"
+    path = ctx.work_dir / f"farm-{lib}-{n}{'-traced' if trace else ''}.json"
     path.write_text(json.dumps(cfg))  # 1,000 printers do not fit in an argument comfortably
     before = sim.command("stats")
-    log = ctx.work_dir / f"farm-{lib}-{n}.log"
+    log = ctx.work_dir / f"farm-{lib}-{n}{'-traced' if trace else ''}.log"
     client = LineProcess(
         [ctx.python_for(lib), CLIENTS, "farm", json.dumps({"config": str(path)})],
         env=ctx.env,
@@ -51,7 +58,8 @@ def one_farm(ctx: Context, sim: Simulator, lib: str, n: int, sizes: list[int]) -
     result: dict[str, Any] | None = None
     timeout = cfg["connect_timeout"] + cfg["settle"] + window + 60
     try:
-        result = client.wait_for(lambda v: isinstance(v, dict) and "cpu_percent" in v, timeout)
+        key = "by_file" if trace else "cpu_percent"
+        result = client.wait_for(lambda v: isinstance(v, dict) and key in v, timeout)
     except EOFError:
         pass  # it died: the reason is in its log
     finally:
@@ -64,6 +72,8 @@ def one_farm(ctx: Context, sim: Simulator, lib: str, n: int, sizes: list[int]) -
         else:
             why = f"no result within {timeout:.0f} s; stopped"
         return {"error": f"the watching process gave no figures: {why}"}
+    if trace:
+        return result
     # The simulator's CPU over the client's whole run (connect phase included): an upper bound
     # of its load during the window.
     wall = after["t"] - before["t"]
@@ -130,6 +140,13 @@ def run(ctx: Context) -> dict[str, Any]:
                         rows[str(bigger)] = {"skipped": f"could not hold {n} printers"}
                     break
             out["libraries"][lib] = rows
+        if BUDGET_N in sizes or ctx.quick:
+            traced_n = BUDGET_N if BUDGET_N in sizes else sizes[-1]
+            progress(f"  bambu-lan: {traced_n} printers again, with tracemalloc (memory by file)")
+            try:
+                out["memory_profile"] = one_farm(ctx, sim, "bambu-lan", traced_n, sizes, trace=True)
+            except Exception as exc:
+                out["memory_profile"] = {"error": str(exc)}
     return out
 
 

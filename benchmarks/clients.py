@@ -15,6 +15,7 @@ that also keeps every library's import cost inside what a cold first-state run m
 Libraries (``lib``):
     bambu-lan          bambu_lan.Printer (asyncio) / bambu_lan.Farm
     bambu-lan-sync     bambu_lan.SyncPrinter (blocking)
+    bambu-lan-status   ``bambu-lan status --json`` (first-state only)
     paho               a bare paho-mqtt script: the floor
     bambulabs-api      bambulabs_api.Printer
     bambu-printer-manager   bpm.bambuprinter.BambuPrinter
@@ -170,6 +171,33 @@ def first_state_bambu_lan_sync(cfg: Config, mark: Callable[[str], None]) -> None
         finish_first_state()
 
 
+def first_state_bambu_lan_status(cfg: Config, mark: Callable[[str], None]) -> None:
+    """``bambu-lan status --json`` in this process: the command line's own imports (status,
+    the library, asyncio) are made while it runs, so they fall in "connect to full" here.
+    Full is when the JSON is written (the person sees the state); the goodbye to the printer
+    after it is not counted, as no client's teardown is."""
+    import contextlib
+    import io
+
+    from bambu_lan.cli.main import main
+
+    class Output(io.StringIO):
+        def write(self, text: str) -> int:
+            _MARKS.setdefault("full", time.monotonic())
+            return super().write(text)
+
+    mark("imported")
+    out = Output()
+    args = ["status", "--json", "--host", cfg["host"], "--port", str(cfg["port"])]
+    args += ["--serial", cfg["serial"], "--access-code", cfg["access_code"]]
+    args += ["--ca-file", cfg["ca_path"], "--timeout", str(cfg["timeout"])]
+    with contextlib.redirect_stdout(out):
+        main(args)
+    if not json.loads(out.getvalue()).get("complete"):
+        raise SystemExit("status --json printed no complete state")
+    finish_first_state()
+
+
 def make_bambulabs_api(
     cfg: Config, on_full: Callable[[], None], on_message: Callable[[], None] = lambda: None
 ) -> Any:
@@ -293,6 +321,7 @@ FIRST_STATE: dict[str, Callable[[Config, Callable[[str], None]], None]] = {
     "paho": first_state_paho,
     "bambu-lan": first_state_bambu_lan,
     "bambu-lan-sync": first_state_bambu_lan_sync,
+    "bambu-lan-status": first_state_bambu_lan_status,
     "bambulabs-api": first_state_bambulabs_api,
     "bambu-printer-manager": first_state_bpm,
     "bambu-mqtt-comms": first_state_comms,
@@ -498,23 +527,63 @@ def farm(cfg: Config) -> None:
 def measure_window(
     cfg: Config, messages: Callable[[], int], sleep: Callable[[float], Any]
 ) -> Config:
+    """CPU over ``window`` seconds, cut into ``parts`` equal parts (their min/median/max:
+    a neighbour's burst on a shared machine shows as one part, not the whole figure)."""
+    import statistics
+
+    parts = max(1, int(cfg.get("parts", 1)))
+    shares = []
     m0, cpu0, wall0 = messages(), cpu_seconds(), time.monotonic()
-    sleep(cfg["window"])
-    m1, cpu1, wall1 = messages(), cpu_seconds(), time.monotonic()
+    cpu_a, wall_a = cpu0, wall0
+    for _ in range(parts):
+        sleep(cfg["window"] / parts)
+        cpu_b, wall_b = cpu_seconds(), time.monotonic()
+        shares.append(100 * (cpu_b - cpu_a) / (wall_b - wall_a))
+        cpu_a, wall_a = cpu_b, wall_b
+    m1, cpu1, wall1 = messages(), cpu_a, wall_a
     wall = wall1 - wall0
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
         fds = [0]
+    rss = rss_mb()
+    before = cfg.get("_rss_before_mb")
     return {
         "open_fds": len(fds),
         "max_fd": max(fds),  # select()-based loops cannot watch a descriptor above 1023
         "window_seconds": wall,
         "cpu_percent": 100 * (cpu1 - cpu0) / wall,
+        "cpu_percent_parts": {
+            "min": min(shares),
+            "median": statistics.median(shares),
+            "max": max(shares),
+            "n": len(shares),
+        },
         "messages_per_second": (m1 - m0) / wall,
-        "rss_mb": rss_mb(),
+        "cpu_us_per_message": 1e6 * (cpu1 - cpu0) / max(1, m1 - m0),
+        "rss_mb": rss,
         "peak_rss_mb": peak_rss_mb(),
+        # RSS just before the first client was made (libraries imported): the rest is what
+        # the printers cost.
+        "rss_before_mb": before,
+        "kb_per_printer": None
+        if before is None
+        else 1024 * (rss - before) / max(1, len(cfg["printers"])),
     }
+
+
+def memory_by_file(snapshot: Any, n: int, count: int = 12) -> list[dict[str, Any]]:
+    """tracemalloc's live Python allocations grouped by the file that made them, per printer."""
+    stats = snapshot.statistics("filename")
+    rows = []
+    for stat in stats[:count]:
+        name = stat.traceback[0].filename
+        for marker in ("site-packages/", "src/", "python3.11/", "lib/python3"):
+            if marker in name:
+                name = name.split(marker, 1)[1]
+                break
+        rows.append({"file": name, "bytes_per_printer": stat.size / n, "blocks": stat.count / n})
+    return rows
 
 
 def farm_bambu_lan(cfg: Config, t_start: float) -> Config:  # finishes the process
@@ -538,6 +607,14 @@ def farm_bambu_lan(cfg: Config, t_start: float) -> Config:  # finishes the proce
             )
             for p in cfg["printers"]
         ]
+        import gc
+
+        gc.collect()
+        cfg["_rss_before_mb"] = rss_mb()
+        if cfg.get("tracemalloc"):
+            import tracemalloc
+
+            tracemalloc.start()
         async with Farm(configs) as watched:
             events = [0]
 
@@ -553,6 +630,19 @@ def farm_bambu_lan(cfg: Config, t_start: float) -> Config:  # finishes the proce
             t_ready = time.monotonic()
             await asyncio.sleep(cfg["settle"])
             printers = list(watched.printers.values())
+            if cfg.get("tracemalloc"):
+                # A run of its own (tracing slows everything): what each printer costs, by
+                # the file that allocated it. No CPU figures from this run.
+                gc.collect()
+                snapshot = tracemalloc.take_snapshot()
+                traced = sum(stat.size for stat in snapshot.statistics("filename"))
+                finish(
+                    n=len(configs),
+                    full_states=full,
+                    traced_kb_per_printer=traced / 1024 / len(configs),
+                    kb_per_printer=1024 * (rss_mb() - cfg["_rss_before_mb"]) / len(configs),
+                    by_file=memory_by_file(snapshot, len(configs)),
+                )
 
             def messages() -> int:
                 return sum(p.status.messages for p in printers)
@@ -600,6 +690,8 @@ def farm_peer(cfg: Config, t_start: float) -> Config:
     counts = [0] * len(printers)  # messages per printer, each written by one thread only
     full = [threading.Event() for _ in printers]
     clients: list[Any] = []
+    import_peer(lib)
+    cfg["_rss_before_mb"] = rss_mb()
 
     def counter(index: int) -> Callable[..., None]:
         def on_message(*_: Any) -> None:
@@ -662,6 +754,21 @@ def farm_peer(cfg: Config, t_start: float) -> Config:
         "threads": threading.active_count(),
         **window,
     }
+
+
+def import_peer(lib: str) -> None:
+    """Import the peer's package before measuring what its clients cost."""
+    import contextlib
+    import importlib
+
+    module = {
+        "bambulabs-api": "bambulabs_api",
+        "bambu-printer-manager": "bpm",
+        "bambu-mqtt-comms": "bambu_mqtt_comms",
+    }.get(lib)
+    if module is not None:
+        with contextlib.suppress(ImportError):  # the client maker says what is missing
+            importlib.import_module(module)
 
 
 def peer_connected(lib: str, client: Any) -> bool:

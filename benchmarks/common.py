@@ -79,6 +79,57 @@ def child_env(work_dir: Path) -> dict[str, str]:
     return env
 
 
+# --- bytecode -------------------------------------------------------------------------------
+
+# Imports what ``status`` and a first state import, then names every loaded module whose
+# bytecode is missing or does not match its source (Python would compile it on every run).
+_BYTECODE_PROBE = """
+import asyncio, importlib.util, json, os, sys
+import bambu_lan.printer, bambu_lan.sync, bambu_lan.cli.main, bambu_lan.cli.status_cmd
+stale, checked = [], 0
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None) or ""
+    if not path.endswith(".py"):
+        continue
+    checked += 1
+    try:
+        with open(importlib.util.cache_from_source(path), "rb") as pyc:
+            head = pyc.read(16)
+        st = os.stat(path)
+        fresh = head[4:8] == bytes(4) and head[8:16] == (
+            (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+            + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        )
+    except OSError:
+        fresh = False
+    if not fresh:
+        stale.append(name)
+print(json.dumps({"modules_checked": checked, "without_bytecode": sorted(stale)}))
+"""
+
+
+def ensure_bytecode(env: dict[str, str]) -> dict[str, Any]:
+    """Byte-compile the package, as installing it does. A checkout run with
+    ``PYTHONDONTWRITEBYTECODE=1`` (or just edited) has no current bytecode, and every cold
+    process would compile the package again (about 30 ms): not what users run. Returns what a
+    child then finds (``without_bytecode`` should be empty)."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "src" / "bambu_lan", quiet=1)
+    done = subprocess.run(
+        [str(OUR_PYTHON), "-c", _BYTECODE_PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["without_bytecode"]:
+        progress(f"warning: modules without current bytecode: {result['without_bytecode']}")
+    return result
+
+
 # --- statistics -----------------------------------------------------------------------------
 
 

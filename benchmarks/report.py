@@ -13,6 +13,8 @@ LIB_NOTES = {
     "paho": "bare paho-mqtt script: TLS 1.2, subscribe on CONNACK, pushall, first msg 0",
     "bambu-lan": "`Printer` (asyncio) + `wait_for_state()`",
     "bambu-lan-sync": "`SyncPrinter` (blocking) + `wait_for_state()`",
+    "bambu-lan-status": "`bambu-lan status --json` (the command line: click, config, the JSON "
+    "with model and firmware); its command's imports fall in *in-process*",
     "bambulabs-api": "`Printer.mqtt_start()`; full = a msg 0 report merged into `dump()`",
     "bambu-printer-manager": "`BambuPrinter.start_session()`; full = its `BambuState` "
     "rebuilt from a msg 0 report",
@@ -62,6 +64,14 @@ def serve_verdicts(data: dict[str, Any] | None) -> list[Verdict]:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
+
+
+def ms1(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def ms_range(summary: dict[str, float]) -> str:
+    return f"{summary['min'] * 1000:.0f}–{summary['max'] * 1000:.0f} ms"
 
 
 def delta_ms(seconds: float) -> str:
@@ -126,6 +136,68 @@ def first_state_verdict(data: dict[str, Any] | None) -> Verdict:
         analysis,
         label=f"({'; '.join(verdicts)})" if mixed else "",
     )
+
+
+def first_state_status_verdict(data: dict[str, Any] | None) -> Verdict:
+    """``bambu-lan status --json`` (the command line, first state printed) against the paho
+    script, whole processes, no CONNACK delay."""
+    budget = (data or {}).get("budget_ratio", 1.5)
+    target = f"≤ {budget}x a bare paho script (no CONNACK delay)"
+    name = "First full state, `status --json`"
+    libs = (data or {}).get("no_connack_delay", {}).get("libraries", {})
+    entry = libs.get("bambu-lan-status", {})
+    if section_error(data) or "ratio_to_paho" not in entry:
+        return Verdict(name, target, "not measured", None, [])
+    ratio = entry["ratio_to_paho"]["median"]
+    floor = libs["paho"]["total_seconds"]["median"]
+    total = entry["total_seconds"]["median"]
+    analysis = []
+    if ratio > budget:
+        analysis.append(
+            f"**`status --json`: missed by {ms(total - budget * floor)}** ({ms(total)} against "
+            f"{budget}x {ms(floor)}). It is `Printer`'s path plus the command line: click, the "
+            "connection options and the config lookup, and the JSON; see the `Printer` row "
+            "for what the library itself costs."
+        )
+    measured = f"{ratio:.2f}x ({ms(total)} against {ms(floor)})"
+    return Verdict(name, target, measured, ratio <= budget, analysis)
+
+
+def first_state_in_process_verdict(data: dict[str, Any] | None) -> Verdict:
+    """In-process ``Printer``: imports done -> full state, against the paho script's, with
+    no CONNACK delay (the library's own connect path only)."""
+    budget = (data or {}).get("budget_in_process_ratio", 1.15)
+    target = f"`Printer` ≤ {budget}x the paho script (no CONNACK delay)"
+    name = "First full state, in-process"
+    libs = (data or {}).get("no_connack_delay", {}).get("libraries", {})
+    ratios = {
+        lib: libs[lib]["in_process_ratio_to_paho"]["median"]
+        for lib in ("bambu-lan", "bambu-lan-sync")
+        if "in_process_ratio_to_paho" in libs.get(lib, {})
+    }
+    if section_error(data) or not ratios:
+        return Verdict(name, target, "not measured", None, [])
+    if "bambu-lan" not in ratios:
+        return Verdict(name, target, "not measured", None, [])
+    # The budget is `Printer`'s (asyncio); SyncPrinter adds its loop thread, shown beside it.
+    ours, floor = libs["bambu-lan"], libs["paho"]
+    ratio = ratios["bambu-lan"]
+    measured = (
+        f"{ratio:.2f}x (`Printer` {ms1(ours['in_process_seconds']['median'])} against "
+        f"{ms1(floor['in_process_seconds']['median'])}; `SyncPrinter` "
+        f"{ratios.get('bambu-lan-sync', 0):.2f}x)"
+    )
+    analysis = []
+    if ratio > budget:
+        over = ours["in_process_seconds"]["median"] - budget * floor["in_process_seconds"]["median"]
+        analysis.append(
+            f"**First full state in-process: missed by {ms1(over)}** (medians). Both sides "
+            "make a TLS context, do the TCP and TLS handshakes and CONNECT, then ask for the "
+            "full report; bambu-lan adds an event loop, the blocking connect on a worker thread "
+            "(paho connects on the caller's thread), a wait for SUBACK before publishing, and "
+            "get_version before pushall (so that the first state carries the firmware)."
+        )
+    return Verdict(name, target, measured, ratio <= budget, analysis)
 
 
 def first_state_analysis(data: dict[str, Any], variant: str, label: str) -> list[str]:
@@ -197,12 +269,22 @@ def first_state_section(data: dict[str, Any] | None) -> list[str]:
     assert data is not None
     out += [
         f"Process start to the library holding the printer's full state, a fresh process "
-        f"each time, {data['runs']} runs per client (after one warm-up run), medians and "
-        "p90. *startup* is the interpreter until the client's first line, *imports* the "
-        "library's import, *connect to full* the rest (TLS 1.2, MQTT, pushall, the `msg: 0` "
-        "report in the library's state). Clients take turns in a rotating order.",
+        f"each time, {data['runs']} runs per client (after one warm-up run): median (min–max) "
+        "and p90. *startup* is the interpreter until the client's first line, *imports* the "
+        "library's import, *in-process* the rest (TLS 1.2, MQTT, pushall, the `msg: 0` "
+        "report in the library's state), compared with the paho script's. Clients take turns "
+        "in a rotating order.",
         "",
     ]
+    bytecode = data.get("bytecode")
+    if bytecode:
+        stale = bytecode.get("without_bytecode") or []
+        out += [
+            f"Bytecode compiled before measuring: {bytecode.get('modules_checked', 0)} modules "
+            "of the `status` and `Printer` import paths checked in a child, "
+            + (f"**without current bytecode: {', '.join(stale)}**." if stale else "all current."),
+            "",
+        ]
     for variant, title in (
         (
             "a1_connack_delay",
@@ -224,15 +306,22 @@ def first_state_section(data: dict[str, Any] | None) -> list[str]:
                 continue
             total, phases = entry["total_seconds"], entry["phases_median_seconds"]
             ratio = entry.get("ratio_to_paho", {})
+            inside = entry.get("in_process_seconds") or {
+                "median": phases["connect_to_full"],
+                "min": phases["connect_to_full"],
+                "max": phases["connect_to_full"],
+            }
+            inside_ratio = entry.get("in_process_ratio_to_paho", {})
             rows.append(
                 [
                     f"**{lib}**" if lib.startswith("bambu-lan") else lib,
-                    ms(total["median"]),
+                    f"{ms(total['median'])} ({ms_range(total)})",
                     ms(total["p90"]),
                     f"{ratio.get('median', 0):.2f}x / {ratio.get('p90', 0):.2f}x",
                     ms(phases["startup"]),
                     ms(phases["imports"]),
-                    ms(phases["connect_to_full"]),
+                    f"{ms1(inside['median'])} ({ms1(inside['min'])}–{ms1(inside['max'])})",
+                    f"{inside_ratio['median']:.2f}x" if inside_ratio else "",
                     LIB_NOTES.get(lib, ""),
                 ]
             )
@@ -240,12 +329,13 @@ def first_state_section(data: dict[str, Any] | None) -> list[str]:
         out += table(
             [
                 "client",
-                "median",
+                "median (min–max)",
                 "p90",
                 "vs paho (median / p90)",
                 "startup",
                 "imports",
-                "connect to full",
+                "in-process (min–max)",
+                "in-process vs paho",
                 "what it does",
             ],
             rows,
@@ -387,12 +477,26 @@ def farm_verdict(data: dict[str, Any] | None) -> Verdict:
         top = ", ".join(
             f"`{r['function']}` {r['own_share']:.0%}" for r in row.get("profile", [])[:6]
         )
+        memory = data.get("memory_profile") or {}
+        where = ""
+        if "by_file" in memory:
+            files = ", ".join(
+                f"`{r['file']}` {r['bytes_per_printer'] / 1024:.1f} KB"
+                for r in memory["by_file"][:4]
+            )
+            where = (
+                f" Per printer: {memory['kb_per_printer']:.0f} KB of RSS, "
+                f"{memory['traced_kb_per_printer']:.0f} KB of it Python objects (largest: "
+                f"{files}); the rest is outside Python (OpenSSL's per-connection state, "
+                f"allocator overhead). RSS before the first printer: "
+                f"{row.get('rss_before_mb') or 0:.0f} MB (interpreter, ssl, asyncio, paho)."
+            )
         analysis.append(
             f"**Farm scale: missed** — CPU {row['cpu_percent']:.1f}% (budget "
             f"{budget['cpu_percent']:g}%, {row['cpu_percent'] - budget['cpu_percent']:+.1f} "
             f"points), RSS {rss:.0f} MB (budget {budget['rss_mb']:g} MB, "
-            f"{rss - budget['rss_mb']:+.0f} MB). cProfile of the event loop after the window: "
-            f"{top or 'not taken'}. What would close it: the functions above, from the top."
+            f"{rss - budget['rss_mb']:+.0f} MB). cProfile of the event loop after the window "
+            f"(largest size): {top or 'not taken'}.{where}"
         )
     return Verdict("Farm scale", target, measured, passed, analysis)
 
@@ -411,7 +515,11 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
         f"connect phase included), and the reports it took in. *connect* is process start to "
         f"the last full state. bambu-lan runs one `Farm` (one event loop) and drains its "
         f"event stream; each peer runs one client object per printer, as its API is meant to "
-        f"be used. *sim CPU* is the simulator's process over the whole run of the client.",
+        f"be used. *sim CPU* is the simulator's process over the whole run of the client. "
+        f"The CPU column gives the whole window, then min / median / max over five equal "
+        f"parts of it; *CPU per report* is CPU time over reports taken in; *RSS per printer* "
+        f"is RSS at the end minus RSS just before the first client was made (libraries "
+        f"imported), over N.",
         "",
     ]
     rows = []
@@ -423,14 +531,21 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
                 rows.append([name, size, "—", "—", "—", "—", "—", "—", "—", why[:160]])
                 continue
             note = "; ".join(farm_notes(lib, row))
+            parts = row.get("cpu_percent_parts")
+            cpu = f"{row['cpu_percent']:.1f}%"
+            if parts:
+                cpu += f" ({parts['min']:.1f} / {parts['median']:.1f} / {parts['max']:.1f})"
+            per_printer = row.get("kb_per_printer")
             rows.append(
                 [
                     name,
                     f"{row['n']:,}",
                     f"{row['full_states']:,}",
                     f"{row['connect_seconds']:.1f} s",
-                    f"{row['cpu_percent']:.1f}%",
+                    cpu,
+                    f"{row['cpu_us_per_message']:.0f} µs" if "cpu_us_per_message" in row else "—",
                     f"{row['rss_mb']:.0f} / {max(row['rss_mb'], row['peak_rss_mb']):.0f} MB",
+                    f"{per_printer:.0f} KB" if per_printer is not None else "—",
                     f"{row['messages_per_second']:,.0f}",
                     f"{row['threads']:,}",
                     f"{row['sim_cpu_percent']:.0f}%",
@@ -443,8 +558,10 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
             "printers",
             "full states",
             "connect",
-            "CPU (one core = 100%)",
+            "CPU (one core = 100%; min / median / max of 5 parts)",
+            "CPU per report",
             "RSS now / peak",
+            "RSS per printer",
             "reports/s",
             "threads",
             "sim CPU",
@@ -452,6 +569,8 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
         ],
         rows,
     )
+    out += farm_growth(data)
+    out += farm_memory(data)
     out += farm_summary(data)
     biggest = data["libraries"].get("bambu-lan", {}).get(str(data["sizes"][-1]), {})
     if biggest.get("profile"):
@@ -483,6 +602,57 @@ def farm_section(data: dict[str, Any] | None) -> list[str]:
                 "two thousand timer events a second on a heap of two thousand.",
                 "",
             ]
+    return out
+
+
+def farm_growth(data: dict[str, Any]) -> list[str]:
+    """How bambu-lan's cost grows from the budget's size to the largest measured."""
+    rows = data["libraries"].get("bambu-lan", {})
+    small = rows.get(str(data["budget"]["printers"]), {})
+    big = rows.get(str(data["sizes"][-1]), {})
+    if "cpu_percent" not in small or "cpu_percent" not in big or small is big:
+        return []
+    ratio = big["n"] / small["n"]
+    text = (
+        f"From {small['n']:,} to {big['n']:,} printers ({ratio:g}x): CPU "
+        f"{big['cpu_percent'] / small['cpu_percent']:.1f}x ({small['cpu_percent']:.1f}% -> "
+        f"{big['cpu_percent']:.1f}%), RSS {big['rss_mb'] / small['rss_mb']:.1f}x "
+        f"({small['rss_mb']:.0f} -> {big['rss_mb']:.0f} MB)"
+    )
+    if "cpu_us_per_message" in small and "cpu_us_per_message" in big:
+        text += (
+            f"; CPU per report {small['cpu_us_per_message']:.0f} -> "
+            f"{big['cpu_us_per_message']:.0f} µs"
+        )
+    if small.get("kb_per_printer") and big.get("kb_per_printer"):
+        text += f"; RSS per printer {small['kb_per_printer']:.0f} -> {big['kb_per_printer']:.0f} KB"
+    return [text + ".", ""]
+
+
+def farm_memory(data: dict[str, Any]) -> list[str]:
+    """What one printer costs in memory, from the tracemalloc run."""
+    profile = data.get("memory_profile") or {}
+    if "by_file" not in profile:
+        return [f"Memory by file: not measured ({profile['error']})", ""] if profile else []
+    n = profile["n"]
+    traced = profile["traced_kb_per_printer"]
+    rss = profile["kb_per_printer"]
+    out = [
+        f"What each of {n:,} printers costs in memory: {rss:.0f} KB of RSS (RSS with the farm "
+        f"up minus RSS before it, over N, in a run with tracemalloc on), of which "
+        f"{traced:.0f} KB are live Python allocations (tracemalloc, by the file that made "
+        f"them) and about {rss - traced:.0f} KB are outside Python's view: OpenSSL's state "
+        f"for each TLS connection, the connect threads' C stacks and heaps, and allocator "
+        f"overhead.",
+        "",
+    ]
+    out += table(
+        ["file", "bytes per printer", "blocks per printer"],
+        [
+            [f"`{r['file']}`", f"{r['bytes_per_printer']:,.0f}", f"{r['blocks']:.1f}"]
+            for r in profile["by_file"]
+        ],
+    )
     return out
 
 
@@ -760,11 +930,25 @@ def cold_start_section(data: dict[str, Any] | None) -> list[str]:
         "",
     ]
     rows = [
-        [f"`{name}`", ms(data[name]["median"]), ms(data[name]["p90"])]
+        [
+            f"`{name}`",
+            ms(data[name]["median"]),
+            ms_range(data[name]) if "min" in data[name] else "",
+            ms(data[name]["p90"]),
+        ]
         for name in ("python -c pass", "bambu-lan --help", "bambu-lan status --json")
         if name in data
     ]
-    out += table(["command", "median", "p90"], rows)
+    out += table(["command", "median", "min–max", "p90"], rows)
+    bytecode = data.get("bytecode")
+    if bytecode:
+        stale = bytecode.get("without_bytecode") or []
+        out += [
+            f"Bytecode compiled before measuring ({bytecode.get('modules_checked', 0)} modules "
+            "checked): "
+            + (f"**without current bytecode: {', '.join(stale)}**." if stale else "all current."),
+            "",
+        ]
     if "help_imports_library" in data:
         out += [
             f"`--help` imports the library (paho, asyncio): "
@@ -1228,6 +1412,8 @@ def render(results: dict[str, Any]) -> str:
     peers = results.get("peers", {})
     verdicts = [
         first_state_verdict(sections.get("first_state")),
+        first_state_status_verdict(sections.get("first_state")),
+        first_state_in_process_verdict(sections.get("first_state")),
         handling_verdict(sections.get("handling")),
         farm_verdict(sections.get("farm")),
         *recovery_verdicts(sections.get("recovery")),

@@ -14,13 +14,12 @@ its trouble shows in ``farm.status()`` and as events. One MQTT session per print
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from bambu_lan.config import PrinterConfig
-from bambu_lan.errors import BambuTimeout
-from bambu_lan.printer import Printer, PrinterOptions
+from bambu_lan.errors import BambuTimeout, NotConnected
+from bambu_lan.printer import Printer, PrinterOptions, UpdateStream, merge_updates
 from bambu_lan.protocol.events import Event
 from bambu_lan.protocol.state import PrinterState
 
@@ -37,8 +36,7 @@ class Farm:
             if cfg.serial in self.printers:
                 raise ValueError(f"printer {cfg.serial} is listed twice")
             self.printers[cfg.serial] = Printer.from_config(cfg, self.options)
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(self.options.event_queue_size * 4)
-        self._pumps: list[asyncio.Task[None]] = []
+        self._events: UpdateStream | None = None
 
     async def __aenter__(self) -> Farm:
         self.start()
@@ -51,21 +49,16 @@ class Farm:
         """Start every connection in the background."""
         for printer in self.printers.values():
             printer.start()
-            self._pumps.append(asyncio.get_running_loop().create_task(self._pump(printer)))
-
-    async def _pump(self, printer: Printer) -> None:
-        async for event in printer.events():
-            if self._queue.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    self._queue.get_nowait()
-            self._queue.put_nowait(event)
+        if self._events is None:
+            # One buffer for every printer's events: no stream or task per printer.
+            self._events = merge_updates(
+                self.printers.values(), self.options.event_queue_size * 4, states=False
+            )
 
     async def close(self) -> None:
-        for task in self._pumps:
-            task.cancel()
         await asyncio.gather(*(p.close() for p in self.printers.values()))
-        self._pumps.clear()
-        self._queue.put_nowait(None)
+        if self._events is not None:
+            self._events.close()
 
     def __getitem__(self, serial: str) -> Printer:
         return self.printers[serial]
@@ -102,8 +95,13 @@ class Farm:
 
     async def events(self) -> AsyncIterator[Event]:
         """Events of every printer, merged, in arrival order, until close."""
+        stream = self._events
+        if stream is None:
+            raise NotConnected("this Farm is not started", hint="use `async with Farm(...)`")
         while True:
-            event = await self._queue.get()
-            if event is None:
+            try:
+                update = await anext(stream)
+            except StopAsyncIteration:
                 return
-            yield event
+            if isinstance(update, Event):
+                yield update

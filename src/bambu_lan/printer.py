@@ -21,7 +21,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +38,7 @@ from bambu_lan.protocol import commands as cmd
 from bambu_lan.protocol.commands import Command, Reply
 from bambu_lan.protocol.core import Outcome, Pending, PrinterCore, Step
 from bambu_lan.protocol.events import Event
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.state import PrinterInfo, PrinterState
 from bambu_lan.protocol.topics import DEFAULT_PORT
 from bambu_lan.session import ConnectionStatus, LinkState, Session, SessionOptions
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bambu_lan.printer")
 
 
-@dataclass(frozen=True, slots=True)
-class PrinterOptions:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class PrinterOptions(Record):
     """Behaviour above the connection: commands and the pushall policy."""
 
     session: SessionOptions = field(default_factory=SessionOptions)
@@ -62,8 +63,8 @@ class PrinterOptions:
     event_queue_size: int = 1000  # per subscriber; the oldest events are dropped beyond it
 
 
-@dataclass(frozen=True, slots=True)
-class CommandResult:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class CommandResult(Record):
     """A command the printer accepted."""
 
     command: str
@@ -90,8 +91,13 @@ class UpdateStream:
     A reader that falls behind never holds the printer up: consecutive snapshots waiting
     to be read are merged into the latest one (a snapshot is the whole state), and beyond
     ``size`` waiting items the oldest is dropped (counted in ``dropped``). Events are never
-    merged. The stream ends when the printer is closed or the connection gives up.
+    merged. The stream ends when the printer is closed or the connection gives up (a stream
+    fed by several printers, see ``merge_updates``: when all of them have).
     """
+
+    __slots__ = (
+        "_ended", "_events", "_items", "_size", "_sources", "_states", "_waiter", "dropped"
+    )  # fmt: skip
 
     def __init__(self, size: int, *, states: bool = True, events: bool = True) -> None:
         self._items: deque[Update] = deque()
@@ -100,11 +106,11 @@ class UpdateStream:
         self._events = events
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
-        self._source: _Fanout | None = None
+        self._sources: list[_Fanout] = []
         self.dropped = 0
 
     def _attach(self, source: _Fanout) -> None:
-        self._source = source
+        self._sources.append(source)
         source.streams.add(self)
 
     def _put(self, item: Update) -> None:
@@ -123,7 +129,12 @@ class UpdateStream:
             self.dropped += 1
         self._wake()
 
-    def _end(self) -> None:
+    def _end(self, source: _Fanout | None = None) -> None:
+        """``source`` has ended (None: every source, or the stream never got one)."""
+        if source is not None and source in self._sources:
+            self._sources.remove(source)
+            if self._sources:
+                return
         self._ended = True
         self._wake()
 
@@ -148,10 +159,13 @@ class UpdateStream:
         return self._items.popleft()
 
     def close(self) -> None:
-        """Stop collecting (also done at the end of the stream)."""
+        """Stop collecting (also done at the end of the stream); a reader waiting for the
+        next item gets the ones already collected, then the end."""
         self._ended = True
-        if self._source is not None:
-            self._source.streams.discard(self)
+        for source in self._sources:
+            source.streams.discard(self)
+        self._sources.clear()
+        self._wake()
 
     async def aclose(self) -> None:
         self.close()
@@ -166,6 +180,8 @@ class UpdateStream:
 class _Fanout:
     """The streams of one connection."""
 
+    __slots__ = ("streams",)
+
     def __init__(self) -> None:
         self.streams: set[UpdateStream] = set()
 
@@ -175,13 +191,18 @@ class _Fanout:
 
     def end(self) -> None:
         for stream in list(self.streams):
-            stream._end()  # noqa: SLF001 - this module's own stream
+            stream._end(self)  # noqa: SLF001 - this module's own stream
         self.streams.clear()
 
 
 class PrinterConnection:
     """The one connection to a printer that every ``Printer`` handle in this loop shares:
     the session's I/O around a ``PrinterCore``."""
+
+    __slots__ = (
+        "_changed", "_first_outcome", "_futures", "_waiters", "cfg", "core", "fanout", "options",
+        "session", "users",
+    )  # fmt: skip
 
     def __init__(self, cfg: PrinterConfig, options: PrinterOptions) -> None:
         self.cfg = cfg
@@ -192,7 +213,7 @@ class PrinterConnection:
         self.fanout = _Fanout()
         self.users = 0
         self._futures: dict[Pending, asyncio.Future[None]] = {}
-        self._changed = asyncio.Condition()
+        self._changed: asyncio.Condition | None = None  # made by the first wait_until
         self._waiters = 0  # tasks waiting on _changed: no wake-up work when nobody waits
         self._first_outcome: asyncio.Future[BambuError | None] = (
             asyncio.get_running_loop().create_future()
@@ -262,8 +283,10 @@ class PrinterConnection:
             asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        changed = self._changed
+        if changed is not None:
+            async with changed:
+                changed.notify_all()
 
     # -- requests --
 
@@ -279,11 +302,14 @@ class PrinterConnection:
         """Wait until ``predicate()`` is true (re-checked on every report); False on timeout."""
         if predicate():
             return True
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        changed = self._changed
         self._waiters += 1
         try:
-            async with self._changed:
+            async with changed:
                 async with asyncio.timeout(timeout):
-                    await self._changed.wait_for(predicate)
+                    await changed.wait_for(predicate)
         except TimeoutError:
             return False
         finally:
@@ -382,6 +408,8 @@ class Printer:
     ``AuthError``, ``TrustError`` or ``ConnectError`` otherwise); it keeps the connection up,
     reconnecting as needed, until the block ends.
     """
+
+    __slots__ = ("_conn", "_early", "config", "options")
 
     def __init__(
         self,
@@ -578,14 +606,18 @@ class Printer:
         while a state is already known starts with that state.
         """
         stream = UpdateStream(self.options.event_queue_size, states=states, events=events)
+        self._feed(stream)
+        return stream
+
+    def _feed(self, stream: UpdateStream) -> None:
+        """Put this printer's updates into ``stream`` from now on (before start: from it)."""
         conn = self._conn
         if conn is None:
             self._early.append(stream)
         else:
-            if states and conn.state is not None:
-                stream._put(conn.state)  # noqa: SLF001 - this module's own stream
+            if stream._states and conn.state is not None:  # noqa: SLF001 - own stream
+                stream._put(conn.state)  # noqa: SLF001
             stream._attach(conn.fanout)  # noqa: SLF001
-        return stream
 
     def events(self) -> AsyncIterator[Event]:
         """The events of ``updates()`` (connected, job started/finished, HMS, ...)."""
@@ -664,6 +696,20 @@ class Printer:
         from bambu_lan.files import Storage
 
         return Storage(self.config)
+
+
+def merge_updates(
+    printers: Iterable[Printer], size: int, *, states: bool = True, events: bool = True
+) -> UpdateStream:
+    """One stream of the updates of several printers, in arrival order (``Farm.events()``):
+    one buffer for all instead of a stream and a task per printer. It ends when every
+    printer's connection has ended (closed or given up), or at ``close()``. The printers
+    must be started."""
+    stream = UpdateStream(size, states=states, events=events)
+    for printer in printers:
+        printer._live()  # noqa: SLF001 - raises NotConnected when not started
+        printer._feed(stream)  # noqa: SLF001 - this module's own class
+    return stream
 
 
 _T = TypeVar("_T")

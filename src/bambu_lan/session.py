@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.thread  # every connect uses the pool: not imported mid-connect
 import contextlib
 import enum
 import logging
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bambu_lan.config import PrinterConfig
@@ -41,14 +43,15 @@ from bambu_lan.errors import (
     TrustError,
 )
 from bambu_lan.packet_socket import PacketSocket, report_payload
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.topics import USERNAME, report_topic, request_topic
 from bambu_lan.trust import HandshakeCheck, checking, shared_client_context
 
 log = logging.getLogger("bambu_lan.session")
 
 
-@dataclass(frozen=True, slots=True)
-class SessionOptions:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class SessionOptions(Record):
     """Timing of one printer connection. Defaults suit a real A1 on Wi-Fi."""
 
     keepalive: float = 30.0
@@ -120,6 +123,9 @@ class ConnectionStatus:
         }
 
 
+_ACCEPTED = ReasonCode(PacketTypes.CONNACK, "Success")
+
+
 def _connack_error(reason: ReasonCode) -> ConnectError:
     value = reason.value
     if value in (4, 5, 134, 135):
@@ -181,6 +187,11 @@ class Link:
     attempt (``open``, ``subscribe``), then ``publish`` until ``closed`` resolves. No retries;
     ``Session`` adds those, the doctor uses a single ``Link`` to see each failure as it is."""
 
+    __slots__ = (
+        "_handshaking", "_on_payload", "_sock", "_topic", "cfg", "check", "client", "closed",
+        "connack", "loop", "opts", "suback",
+    )  # fmt: skip
+
     def __init__(
         self,
         cfg: PrinterConfig,
@@ -212,7 +223,8 @@ class Link:
         self._topic = report_topic(cfg.serial).encode()
         self.connack: asyncio.Future[ReasonCode] = self.loop.create_future()
         self.closed: asyncio.Future[str] = self.loop.create_future()
-        self.suback: asyncio.Future[list[ReasonCode]] = self.loop.create_future()
+        # The refusals in the SUBACK (none: subscribed).
+        self.suback: asyncio.Future[tuple[ReasonCode, ...]] = self.loop.create_future()
         self._sock: Any = None
         self._handshaking: socket.socket | None = None  # the socket in paho's blocking connect
 
@@ -302,7 +314,7 @@ class Link:
                 "the printer closed the connection on SUBSCRIBE",
                 hint="a wrong-case or wrong serial? The A1 drops unknown subscriptions",
             )
-        if any(code.is_failure for code in self.suback.result()):
+        if self.suback.result():
             raise ConnectError(
                 f"the printer refused the subscription to {report_topic(self.cfg.serial)}"
             )
@@ -376,7 +388,9 @@ class Link:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         if not self.connack.done():
-            self.connack.set_result(reason)
+            # paho's ReasonCode carries a copy of its table of names (about 2 KB): a link
+            # that is up keeps one shared "accepted" instead, which a farm feels.
+            self.connack.set_result(reason if reason.is_failure else _ACCEPTED)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
@@ -388,7 +402,7 @@ class Link:
         self, client: mqtt.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any
     ) -> None:
         if not self.suback.done():
-            self.suback.set_result(codes)
+            self.suback.set_result(tuple(code for code in codes if code.is_failure))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._on_payload(bytes(message.payload))
@@ -504,6 +518,11 @@ class Session:
     retried with jittered exponential backoff, forever; a refused access code or identity is
     retried slowly and at most a few times, then the session gives up (``FAILED``).
     """
+
+    __slots__ = (
+        "_closing", "_link", "_listener", "_silent_since", "_task", "cfg", "options", "status",
+        "tick_interval",
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -20,16 +20,17 @@ import hashlib
 import logging
 import os
 import ssl
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bambu_lan.errors import ConfigError, TrustError
+from bambu_lan.local_files import write_atomically
 from bambu_lan.packet_socket import PacketSocket
+from bambu_lan.protocol.records import Record, record
 
 log = logging.getLogger("bambu_lan.trust")
 
@@ -51,8 +52,8 @@ def default_known_printers_path() -> Path:
     return Path(base) / "bambu-lan" / "known_printers"
 
 
-@dataclass(frozen=True, slots=True)
-class TrustConfig:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class TrustConfig(Record):
     """How to decide that a printer is the one we mean."""
 
     ca_file: Path | None = None
@@ -133,8 +134,8 @@ class TrustConfig:
         return self.known_printers or default_known_printers_path()
 
 
-@dataclass(frozen=True, slots=True)
-class PeerCertificate:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class PeerCertificate(Record):
     """The certificate a printer presented, for checks and for the doctor."""
 
     der: bytes = field(repr=False)
@@ -362,17 +363,10 @@ class KnownPrinters:
                 pins[serial] = fp.lower()  # as _read returns it
             lines = ["# bambu-lan known printers: serial, SHA-256 of the printer's certificate"]
             lines += [f"{s} {f}" for s, f in sorted(pins.items())]
-            tmp: str | None = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".known_printers.", dir=self.path.parent)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write("\n".join(lines) + "\n")
-                os.replace(tmp, self.path)
+                write_atomically(self.path, "\n".join(lines) + "\n")
             except OSError as exc:
-                if tmp is not None:  # a half-written copy must not pile up next to the file
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
                 raise ConfigError(
                     f"cannot write the known-printers file {self.path}: {exc}",
                     hint="check the disk space and permissions, or set BAMBU_KNOWN_PRINTERS",

@@ -128,16 +128,16 @@ def test_serve_runs_as_a_process_and_streams(printer: SimulatedPrinter, tmp_path
     try:
         assert proc.stdout is not None
         info = json.loads(proc.stdout.readline())
-        with urllib.request.urlopen(info["snapshot"], timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(info["snapshot"], timeout=60) as response:  # noqa: S310
             assert jpeg_size(response.read()) == (1280, 720)
-        with urllib.request.urlopen(info["stream"], timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(info["stream"], timeout=60) as response:  # noqa: S310
             assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
             seen = response.read(200_000)
         assert seen.count(b"Content-Type: image/jpeg") >= 2
     finally:
         proc.send_signal(2)  # Ctrl-C
         try:
-            code = proc.wait(timeout=10)
+            code = proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()

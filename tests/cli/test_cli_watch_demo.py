@@ -63,7 +63,8 @@ def test_watch_json_yields_state_and_event_lines(
 def test_watch_plain_lines_until_the_duration_ends(
     cli: Cli, printer_env: SimulatedPrinter, no_secret: Callable[[Result], None]
 ) -> None:
-    result = cli("watch", "--duration", "1.5")
+    # Long enough to connect on a loaded machine (the lines below need the connection).
+    result = cli("watch", "--duration", "8")
 
     assert result.code == 0, result.err
     assert result.lines
@@ -88,7 +89,7 @@ def watching(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]
     finally:
         if process.poll() is None:
             process.kill()
-        process.communicate(timeout=30)
+        process.communicate(timeout=120)
 
 
 def read_json(stream: IO[str] | None) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def test_watch_survives_a_dropped_connection(
         assert line["connection"]["connects"] == 2
 
         process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=30)
+        _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err  # interrupted, as a shell expects
     assert "Traceback" not in err
     assert printer_env.access_code not in err
@@ -141,7 +142,7 @@ def test_watch_ends_cleanly_on_sigterm(
         assert printer_env.serial in process.stdout.readline()
 
         process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=30)
+        _out, err = process.communicate(timeout=120)
         sim_thread.run(printer_env.broker.wait_for_sessions(0))
 
     assert process.returncode == 143, err
@@ -153,9 +154,11 @@ def test_demo_runs_a_print_to_the_end(cli: Cli) -> None:
 
     assert result.code == 0, result.err
     assert "job_started" in result.out
-    assert "layer_changed: layer 4/4" in result.out
+    # A starved loop may let the simulator pass a layer between two reports: the last layer
+    # shows in the final state, not necessarily as an event of its own.
+    assert "layer_changed: layer " in result.out
+    assert "FINISH 'bambu-lan demo' 100% layer 4/4" in result.out
     assert result.lines[-1] == "demo over: bambu-lan demo finished"
-    assert "FINISH" in result.out
     assert "Traceback" not in result.err
 
 
@@ -172,7 +175,7 @@ def test_demo_ends_cleanly_on_ctrl_c(cli_subprocess_env: dict[str, str]) -> None
         while "IDLE" not in process.stdout.readline():
             pass
         process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=30)
+        _out, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()

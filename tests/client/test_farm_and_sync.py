@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from bambu_lan import EventKind, Farm, PrinterConfig, PrinterOptions, Secret, SyncPrinter
+import pytest
+from tests.conftest import SimFactory
+
+from bambu_lan import AuthError, EventKind, Farm, PrinterConfig, PrinterOptions, Secret, SyncPrinter
+from bambu_lan.session import SessionOptions
 from bambu_lan.sim import SimFleet, SimThread, SimulatedPrinter
 from bambu_lan.trust import TrustConfig
 
@@ -67,3 +72,46 @@ def test_sync_printer_state_events_and_commands(sim_cert_dir: Path) -> None:
             assert kinds[-1] is EventKind.JOB_FINISHED
         # Closed cleanly: the simulator saw a DISCONNECT.
         assert runner.call(lambda: sim.broker.closes.get("disconnect", 0)) >= 1
+
+
+async def test_farm_events_outlive_a_printer_that_gives_up_and_end_at_close(
+    sim_factory: SimFactory,
+) -> None:
+    # The farm's one merged stream ends only when every printer has ended: one printer
+    # refusing our code (its session gives up) must not end the others' events.
+    good = await sim_factory(host="127.0.0.1", port=0)
+    refusing = await sim_factory(
+        host="127.0.0.1", port=0, access_code="87654321", serial="039SIM000000002"
+    )
+    fast = SessionOptions(
+        connect_timeout=3, connack_timeout=3, auth_retry_delay=0.05, max_auth_failures=1
+    )
+    configs = [
+        PrinterConfig(
+            host=sim.host,
+            serial=sim.serial,
+            access_code=Secret(good.access_code),
+            port=sim.port,
+            trust=TrustConfig(ca_file=sim.ca_path),
+        )
+        for sim in (good, refusing)
+    ]
+    farm = Farm(configs, PrinterOptions(session=fast))
+    async with farm:
+        events = farm.events()
+        with pytest.raises(AuthError):
+            await farm[refusing.serial].wait_for_state(20)  # gave up: its stream has ended
+        await farm[good.serial].wait_for_state(20)
+        good.model.start_print(layers=2, name="after")
+        started = None
+        async with asyncio.timeout(20):
+            async for event in events:
+                if event.kind is EventKind.JOB_STARTED:
+                    started = event
+                    break
+        assert started is not None and started.serial == good.serial
+        closing = asyncio.get_running_loop().create_task(farm.close())
+        async with asyncio.timeout(20):
+            rest = [event async for event in events]  # ends: the farm closed
+        await closing
+    assert all(event.serial == good.serial for event in rest)

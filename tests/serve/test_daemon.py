@@ -7,12 +7,14 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from bambu_lan.errors import ConfigError
 from bambu_lan.protocol.events import EventKind
 from bambu_lan.protocol.state import PrinterState
 from bambu_lan.serve.daemon import Daemon, read_farm_config, select_printers
@@ -246,3 +248,20 @@ async def test_cli_serve_reloads_on_sighup_and_stops_cleanly_on_sigterm(
     text = "".join(seen)
     assert f"a ({a.serial}) disconnected" in text
     assert a.access_code not in text
+
+
+@pytest.mark.parametrize("which", ["metrics_port", "http_port"])
+async def test_a_port_in_use_is_refused_before_any_printer_connects(
+    sim: SimulatedPrinter, tmp_path: Path, which: str
+) -> None:
+    """The ports are bound before the printers start: their connections (one ephemeral port
+    each, a thousand in a farm) once took the port serve was about to listen on, and the
+    1,000-printer benchmark lost its ``/metrics``."""
+    config = write_config(tmp_path / "c.toml", {"workshop": sim})
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        rec = RecordingSink()
+        daemon = daemon_for(config, rec, **{which: taken.getsockname()[1]})
+        with pytest.raises(ConfigError, match=r"cannot listen on 127\.0\.0\.1"):
+            await daemon.start()
+    assert not rec.started and not daemon.hub.running
+    assert sim.broker.stats.connections == 0

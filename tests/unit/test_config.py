@@ -1,4 +1,4 @@
-"""Printer settings: precedence, validation, secrets that never print (config.py)."""
+"""Printer settings: precedence, validation, secrets that never print (the config package)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The config schema: every key with a right value, and with each wrong type; unknown keys
-with "did you mean"; errors naming the file, the profile and the key (config.py)."""
+with "did you mean"; errors naming the file, the profile and the key (the config package)."""
 
 from __future__ import annotations
 

@@ -292,32 +292,46 @@ async def test_stop_asks_for_confirmation(env: tuple[RunningFarm, Browser]) -> N
 
 async def test_filter_and_sort(env: tuple[RunningFarm, Browser]) -> None:
     running, browser = env
+    s = running.sims
     page = await browser.new_page()
     await _farm_page(page, running.url)
+    # The farm as the fixture made it, as this page knows it: one pause (Bay 06), the alert
+    # (Bay 04), Bay 12 offline. On a loaded machine the page may not know it yet, and a pause
+    # another test just resumed may still show.
+    await page.wait_for(
+        "Array.from(document.querySelectorAll('.card')).filter(c => c.dataset.cls === 'paused')"
+        f".length === 1 && {_card(s[5].serial)}.dataset.cls === 'paused'"
+        f" && {_card(s[3].serial)}.dataset.cls === 'error'"
+        f" && {_card(s[11].serial)}.dataset.cls === 'offline'",
+        timeout=60,
+    )
 
-    async def use(q: str, show: str, sort: str) -> list[str]:
-        return await page.eval(  # type: ignore[no-any-return]
+    async def use(q: str, show: str, sort: str) -> list[tuple[str, float]]:
+        """The visible cards in their order, with their progress, read in the same turn as
+        the filter is applied (live progress moves on between two reads)."""
+        shown = await page.eval(
             "(() => { const t = document.getElementById('tools');"
             f" t.elements.q.value = {json.dumps(q)}; t.elements.show.value = {json.dumps(show)};"
             f" t.elements.sort.value = {json.dumps(sort)};"
             " t.dispatchEvent(new Event('input'));"
             " return Array.from(document.querySelectorAll('.card')).filter(c => !c.hidden)"
             ".sort((a, b) => Number(a.style.order) - Number(b.style.order))"
-            ".map(c => c.querySelector('.name').textContent); })()"
+            ".map(c => [c.querySelector('.name').textContent, Number(c.dataset.progress)]); })()"
         )
+        return [(name, progress) for name, progress in shown]
 
-    assert await use("", "paused", "name") == ["Bay 06"]
+    def names(shown: list[tuple[str, float]]) -> list[str]:
+        return [name for name, _ in shown]
+
+    assert names(await use("", "paused", "name")) == ["Bay 06"]
     assert await page.eval("location.search") == "?show=paused"
-    assert await use("bay 1", "all", "name") == ["Bay 10", "Bay 11", "Bay 12"]
-    by_state = await use("", "all", "state")
+    assert names(await use("bay 1", "all", "name")) == ["Bay 10", "Bay 11", "Bay 12"]
+    by_state = names(await use("", "all", "state"))
     assert by_state[-1] == "Bay 12"  # offline last
     assert by_state.index("Bay 04") < by_state.index("Bay 06")  # the alert before the pause
     by_progress = await use("", "all", "progress")
-    progress = await page.eval(
-        "Object.fromEntries(Array.from(document.querySelectorAll('.card'))"
-        ".map(c => [c.querySelector('.name').textContent, Number(c.dataset.progress)]))"
-    )
-    assert [progress[name] for name in by_progress] == sorted(progress.values(), reverse=True)
+    progress = [value for _, value in by_progress]
+    assert len(by_progress) == 12 and progress == sorted(progress, reverse=True)
     # The server renders the same order and filter from the address (links, no script).
     async with aiohttp.ClientSession() as http, http.get(f"{running.url}?sort=state") as resp:
         html = await resp.text()

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,17 +123,11 @@ async def _snapshot(cfg: PrinterConfig, timeout: float) -> tuple[bytes, float]:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     from bambu_lan.errors import ConfigError
+    from bambu_lan.local_files import write_atomically
 
-    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        write_atomically(path, data)
     except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
         raise ConfigError(
             f"cannot write {path}: {exc.strerror or exc}",
             hint="check that the folder exists and that you may write there",

@@ -4,7 +4,6 @@ files it names) as a whole before use."""
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,8 @@ def read_config_file(
             hint="check its permissions, or point BAMBU_CONFIG at another file",
         ) from None
     text = _decode_config(raw, path)
+    import tomllib  # here, not at the top: connecting without a config file never needs it
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

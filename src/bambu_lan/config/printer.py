@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from bambu_lan.config.inputs import DEFAULT_FTPS_PORT, normalize_host, parse_port
 from bambu_lan.config.secret import Secret, access_code_problem
 from bambu_lan.errors import ConfigError
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.topics import DEFAULT_PORT, serial_problem
 from bambu_lan.trust import TrustConfig
 
 
-@dataclass(frozen=True, slots=True)
-class PrinterConfig:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class PrinterConfig(Record):
     """Everything needed to reach one printer."""
 
     host: str

@@ -43,6 +43,7 @@ def resolve_printer(
     config_file: Path | None = None,
     validate: bool = True,
     camera_port: int | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> PrinterConfig:
     """Settings from, in order of precedence: explicit values (CLI options), environment
     variables (BAMBU_HOST, BAMBU_SERIAL, BAMBU_ACCESS_CODE or BAMBU_ACCESS_CODE_FILE,
@@ -51,9 +52,12 @@ def resolve_printer(
 
     The config file is checked as a whole first. With ``validate`` (the default) the result
     is validated too: the doctor asks for the values as given, to report them step by step.
+    ``data``: the file's content, already read with ``load_config_file`` (``serve`` resolves
+    every profile of one read).
     """
     where = config_file or config_path()
-    data = load_config_file(where)
+    if data is None:
+        data = load_config_file(where)
     printers = data.get("printers", {})
     profile: dict[str, Any] = {}
     name = printer or _env("BAMBU_PRINTER") or data.get("default")
@@ -89,23 +93,9 @@ def resolve_printer(
             "BAMBU_ACCESS_CODE_FILE) given",
             hint="use one: --access-code-file keeps the code out of `ps` and shell history",
         )
-    # An explicit port is used as given (0 is refused by validate, not replaced by the default).
-    if port is not None:
-        port_value = port
-    elif (env_port := _env("BAMBU_PORT")) is not None:
-        port_value = parse_port(env_port, source="BAMBU_PORT")
-    else:
-        port_value = profile.get("port", DEFAULT_PORT)
-    if camera_port is None and (env_camera := _env("BAMBU_CAMERA_PORT")) is not None:
-        camera_port = parse_port(env_camera, source="BAMBU_CAMERA_PORT")
-    if camera_port is None:
-        camera_port = profile.get("camera_port")
-    if ftps_port is not None:
-        ftps_value = ftps_port
-    elif (env_ftps := _env("BAMBU_FTPS_PORT")) is not None:
-        ftps_value = parse_port(env_ftps, source="BAMBU_FTPS_PORT")
-    else:
-        ftps_value = profile.get("ftps_port", DEFAULT_FTPS_PORT)
+    port_value = _port(port, "BAMBU_PORT", profile.get("port", DEFAULT_PORT))
+    camera_port = _port(camera_port, "BAMBU_CAMERA_PORT", profile.get("camera_port"))
+    ftps_value = _port(ftps_port, "BAMBU_FTPS_PORT", profile.get("ftps_port", DEFAULT_FTPS_PORT))
     explicit_ca = ca_file or ca_dir
     env_ca = _path(_env("BAMBU_CA_FILE")) or _path(_env("BAMBU_CA_DIR"))
     trust = TrustConfig(
@@ -129,6 +119,16 @@ def resolve_printer(
         ftps_port=ftps_value,
     )
     return config.validate() if validate else config
+
+
+def _port(explicit: int | None, env_name: str, from_profile: Any) -> Any:
+    """A port option as given (0 is refused by validate, not replaced by a default), else the
+    environment variable (checked here, named in the error), else the profile's value."""
+    if explicit is not None:
+        return explicit
+    if (env := _env(env_name)) is not None:
+        return parse_port(env, source=env_name)
+    return from_profile
 
 
 def _access_code(

@@ -4,18 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bambu_lan.config.inputs import describe_value, normalize_host
 from bambu_lan.config.secret import access_code_problem
 from bambu_lan.errors import ConfigError
+from bambu_lan.protocol.records import Record, record
 from bambu_lan.protocol.topics import serial_problem
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
+@record(slots=True)  # a frozen dataclass, cheaper to import (records.py)
+class ConfigProblem(Record):
     """One thing wrong in the config file, with where it is and how to fix it."""
 
     file: Path

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
-import tomllib
 from pathlib import Path
 
 from bambu_lan.config.files import config_path, load_config_file
 from bambu_lan.errors import ConfigError
+from bambu_lan.local_files import write_atomically
 
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -33,6 +30,8 @@ def add_printer_profile(
     """Append ``[printers.NAME]`` with ``values`` to the config file, keeping what is there
     (comments included). The file is written atomically and left readable by its owner only
     (mode 0600): it holds access codes. ConfigError if NAME exists or the file is not TOML."""
+    import tomllib  # here: only `config add` writes (a lean import path for the rest)
+
     path = path or config_path()
     if not _PROFILE_NAME.fullmatch(name):
         raise ConfigError(
@@ -62,16 +61,9 @@ def add_printer_profile(
         block.append(f"{key} = {value if isinstance(value, int) else _toml_string(value)}")
     text = (text.rstrip() + "\n\n" if text.strip() else "") + "\n".join(block) + "\n"
     tomllib.loads(text)  # never write a file that does not read back
-    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".config.", dir=path.parent)  # created 0600
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        write_atomically(path, text)  # created 0600: it holds access codes
     except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
         raise ConfigError(f"cannot write the config file {path}: {exc}") from None
     return path

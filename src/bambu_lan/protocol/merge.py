@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bambu_lan.protocol.shared_values import share
+
 # Keys of the push_status envelope, not printer state.
 ENVELOPE_KEYS = frozenset({"command", "msg", "sequence_id"})
 
@@ -41,10 +43,11 @@ def apply_push(state: dict[str, Any], print_obj: dict[str, Any]) -> tuple[dict[s
     """
     msg = print_obj.get("msg")
     if msg == 0 or (msg is None and "gcode_state" in print_obj and "nozzle_temper" in print_obj):
-        # is_full_report(print_obj), inlined: this runs for every report.
-        return {k: v for k, v in print_obj.items() if k not in ENVELOPE_KEYS}, True
+        # is_full_report(print_obj), inlined: this runs for every report. A full report is
+        # kept for long (in a farm, one per printer): its short strings are shared.
+        return share(print_obj, ENVELOPE_KEYS), True
     # deep_merge(state, body) in one pass, without building the body first (the hot path).
-    merged = dict(state)
+    merged = state.copy()
     envelope = ENVELOPE_KEYS
     for key, value in print_obj.items():
         if type(value) is dict:

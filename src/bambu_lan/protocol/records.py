@@ -123,9 +123,15 @@ def evolve(section: _T, changes: dict[str, Any]) -> _T:
     checked)."""
     values = section.__dict__.copy()
     values.update(changes)
-    new: _T = _new(type(section))
+    return remake(section, values)
+
+
+def remake(like: _T, values: dict[str, Any]) -> _T:
+    """A record of ``like``'s class (one without slots) holding ``values``, which must be
+    all its fields (a copy of ``like.__dict__`` with some changed): no ``__init__``."""
+    new: _T = _new(type(like))
     _set(new, "__dict__", values)
     return new
 
 
-__all__ = ["Record", "evolve", "record"]
+__all__ = ["Record", "evolve", "record", "remake"]

@@ -21,7 +21,7 @@ from bambu_lan.protocol.errors_table import (
     hms_in_range,
 )
 from bambu_lan.protocol.models import ModelInfo
-from bambu_lan.protocol.records import evolve
+from bambu_lan.protocol.records import remake
 from bambu_lan.protocol.snapshot import (
     ACTIVE_JOB_STATES,
     AMS_HT_FIRST_ID,
@@ -367,7 +367,11 @@ class Sections:
         reports during a print change, and all they change when their only job keys are
         ``PROGRESS_KEYS`` (the other fields would be read the same)."""
         progress, remaining, layer = self._progress(raw)
-        return evolve(job, {"progress": progress, "remaining_minutes": remaining, "layer": layer})
+        values = job.__dict__.copy()  # records.evolve without its dict of changes
+        values["progress"] = progress
+        values["remaining_minutes"] = remaining
+        values["layer"] = layer
+        return remake(job, values)
 
     def _progress(self, raw: Mapping[str, Any]) -> tuple[int, int | None, int]:
         """A job's (percent done 0-100, minutes left, layer)."""

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bambu_lan.protocol.errors_table import HmsAlert, PrintError
 from bambu_lan.protocol.records import Record, record
@@ -243,18 +243,6 @@ class PrinterState(Record):
         default_factory=tuple
     )  # vir_slot (ids 254, 255) or vt_tray
 
-    if not TYPE_CHECKING:  # mypy keeps checking attribute names; this is for run time
-
-        def __getattr__(self, name: str) -> Any:
-            # Only reached for a field missing from __dict__: a section not built yet.
-            values = self.__dict__
-            group = LAZY_FIELDS.get(name)
-            sections = values.get("_sections")
-            if group is None or sections is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            sections.fill(values, group)
-            return values[name]
-
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with every field built, without the builder's section reader."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -303,6 +291,36 @@ LAZY_FIELDS: dict[str, str] = {
     "print_error": "print_error",
     "sdcard": "sdcard",
 }
+
+
+class _LazyField:
+    """A field of ``PrinterState`` built on its first read, for snapshots that ``StateBuilder``
+    made without it. A non-data descriptor: once built, the value in the instance's
+    ``__dict__`` is found first, and the descriptor is not called again. (Not ``__getattr__``
+    on the class: that would make every attribute read of a snapshot about four times as slow.)
+    """
+
+    __slots__ = ("group", "name")
+
+    def __init__(self, name: str, group: str) -> None:
+        self.name, self.group = name, group
+
+    def __get__(self, state: PrinterState | None, owner: type | None = None) -> Any:
+        if state is None:
+            return self
+        values = state.__dict__
+        sections: SectionFiller | None = values.get("_sections")
+        if sections is None:
+            raise AttributeError(f"'PrinterState' object has no attribute {self.name!r}")
+        sections.fill(values, self.group)
+        return values[self.name]
+
+
+# Set after @record made the dataclass, so that its fields have no defaults. The job is not
+# lazy: every snapshot is made with it (the event tracker reads it for every report).
+for _name, _group in LAZY_FIELDS.items():
+    if _name != "job":
+        setattr(PrinterState, _name, _LazyField(_name, _group))
 
 
 class SectionFiller(Protocol):

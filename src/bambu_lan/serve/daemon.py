@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from bambu_lan.config import (
     PrinterConfig,
-    Secret,
     config_path,
     load_config_file,
-    parse_port,
-    read_access_code_file,
+    resolve_printer,
 )
 from bambu_lan.errors import BambuError, ConfigError
 from bambu_lan.printer import PrinterOptions
 from bambu_lan.serve.hub import Hub, Sink
 from bambu_lan.serve.logsink import LogSink
 from bambu_lan.serve.settings import ServeSettings, parse_serve_table
-from bambu_lan.trust import TrustConfig
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -41,43 +40,19 @@ class FarmConfig:
     printers: dict[str, PrinterConfig]  # by name
 
 
-def _profile(name: str, profile: Any, where: Path) -> PrinterConfig:
-    if not isinstance(profile, dict):
-        raise ConfigError(
-            f"printer {name!r} in {where} is not a table",
-            hint=f"write it as [printers.{name}] with host, serial and access_code",
-        )
-
-    def path(key: str) -> Path | None:
-        value = profile.get(key)
-        return Path(str(value)).expanduser() if value else None
-
-    try:
-        port = parse_port(profile.get("port", 8883), source=f"printer {name!r}: port")
-        code = str(profile.get("access_code", ""))
-        if not code and profile.get("access_code_file"):
-            code = read_access_code_file(
-                Path(str(profile["access_code_file"])), source=f"printer {name!r}: access_code_file"
-            )
-    except ConfigError as exc:
-        raise ConfigError(f"{exc} (in {where})", hint=exc.hint) from None
-    cfg = PrinterConfig(
-        host=str(profile.get("host", "")),
-        serial=str(profile.get("serial", "")),
-        access_code=Secret(code),
-        port=port,
-        trust=TrustConfig(
-            ca_file=path("ca_file"),
-            ca_dir=path("ca_dir"),
-            known_printers=path("known_printers"),
-            insecure=bool(profile.get("insecure", False)),
-        ),
-        name=name,
-    )
-    try:
-        return cfg.validate()
-    except ConfigError as exc:
-        raise ConfigError(f"printer {name!r} in {where}: {exc}", hint=exc.hint) from None
+#: Variables that set one printer's connection (``bambu-lan status`` and the other commands
+#: of one printer): serve reads them like those commands, for a file of one printer only.
+SINGLE_PRINTER_ENV = (
+    "BAMBU_HOST",
+    "BAMBU_SERIAL",
+    "BAMBU_ACCESS_CODE",
+    "BAMBU_ACCESS_CODE_FILE",
+    "BAMBU_PORT",
+    "BAMBU_FTPS_PORT",
+    "BAMBU_CAMERA_PORT",
+    "BAMBU_CA_FILE",
+    "BAMBU_CA_DIR",
+)
 
 
 def read_farm_config(config_file: Path | None = None) -> FarmConfig:
@@ -88,7 +63,15 @@ def read_farm_config(config_file: Path | None = None) -> FarmConfig:
     table = data.get("printers", {})
     if not isinstance(table, dict):
         raise ConfigError(f"[printers] in {where} must be a table of printers")
-    printers = {name: _profile(name, profile, where) for name, profile in table.items()}
+    overriding = [name for name in SINGLE_PRINTER_ENV if os.environ.get(name)]
+    if overriding and len(table) > 1:
+        raise ConfigError(
+            f"{', '.join(overriding)} {'is' if len(overriding) == 1 else 'are'} set, but "
+            f"{where} has {len(table)} printers: such a variable sets one printer",
+            hint="unset it for serve: each printer's settings go in its [printers.NAME] table",
+        )
+    # Each profile as every other command reads it (access_code_file, ports, trust, checks).
+    printers = {name: resolve_printer(printer=name, config_file=where, data=data) for name in table}
     serials: dict[str, str] = {}
     for name, cfg in printers.items():
         if cfg.serial in serials:
@@ -132,6 +115,7 @@ def build_sinks(settings: ServeSettings) -> list[Sink]:
                 ca_file=settings.mqtt_ca_file,
                 prefix=settings.mqtt_prefix,
                 discovery_prefix=settings.discovery_prefix,
+                camera_interval=settings.mqtt_camera_interval,
                 instance_group=str(settings.shard or "all"),
             )
         )
@@ -201,19 +185,32 @@ class Daemon:
     # -- lifecycle --
 
     async def start(self) -> None:
+        # The ports are taken before any printer connects: a port in use is refused before
+        # a thousand connections are made, and those connections (each takes an ephemeral
+        # port of this host) can never take the port that was asked for.
+        http = self._listen(self.settings.http_port)
+        try:
+            metrics = self._listen(self.settings.metrics_port)
+        except BaseException:
+            if http is not None:
+                http.close()
+            raise
         await self.hub.start()
         try:
-            if self.settings.http_port is not None:
-                self.http_port = await self._serve_http(self.settings.http_port, metrics=False)
+            if http is not None:
+                self.http_port = await self._serve_http(http, metrics=False)
                 log.info("health and web page on http://%s:%d/", self.settings.bind, self.http_port)
-            if self.settings.metrics_port is not None:
-                self.metrics_port = await self._serve_http(self.settings.metrics_port, metrics=True)
+            if metrics is not None:
+                self.metrics_port = await self._serve_http(metrics, metrics=True)
                 log.info(
                     "Prometheus metrics on http://%s:%d/metrics",
                     self.settings.bind,
                     self.metrics_port,
                 )
         except BaseException:
+            for sock in (http, metrics):
+                if sock is not None:
+                    sock.close()
             await self.stop()
             raise
         log.info(
@@ -310,7 +307,21 @@ class Daemon:
             data["last_reload_error"] = self.last_reload_error
         return data
 
-    async def _serve_http(self, port: int, *, metrics: bool) -> int:
+    def _listen(self, port: int | None) -> socket.socket | None:
+        """A listening socket on ``bind:port`` (0: any free port), or None for no port."""
+        if port is None:
+            return None
+        try:
+            family = socket.getaddrinfo(self.settings.bind, port, type=socket.SOCK_STREAM)[0][0]
+            return socket.create_server((self.settings.bind, port), family=family, backlog=128)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.settings.bind}:{port}: {exc.strerror or exc}",
+                hint="another program uses that port: pick another with --http-port / "
+                "--metrics-port",
+            ) from None
+
+    async def _serve_http(self, sock: socket.socket, *, metrics: bool) -> int:
         from aiohttp import web
 
         app = web.Application()
@@ -321,18 +332,8 @@ class Daemon:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, self.settings.bind, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {self.settings.bind}:{port}: {exc.strerror or exc}",
-                hint="another program uses that port: pick another with --http-port / "
-                "--metrics-port",
-            ) from None
-        server = site._server  # noqa: SLF001 - aiohttp has no public accessor for the port
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else port
+        await web.SockSite(runner, sock).start()
+        return int(sock.getsockname()[1])
 
     async def _health_handler(self, request: web.Request) -> web.Response:
         from aiohttp import web

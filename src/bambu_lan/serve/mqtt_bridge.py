@@ -23,13 +23,12 @@ callbacks hand over to the event loop, where all the bridge's state lives.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -39,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bambu_lan.errors import BambuError
 from bambu_lan.protocol.events import Event, EventKind
 from bambu_lan.protocol.state import PrinterState
+from bambu_lan.serve.camera_pictures import PictureTaker
 from bambu_lan.serve.ha_discovery import (
     DeviceInfo,
     Topics,
@@ -72,8 +72,9 @@ class _Out:
     pending: PrinterState | None = None  # held by the pacer until ``timer``
     last_payload: bytes = b""
     timer: asyncio.TimerHandle | None = None
-    device: DeviceInfo | None = None
-    discovery_topics: list[str] = field(default_factory=list)
+    device: DeviceInfo | None = None  # what the discovery configs are to describe
+    published: DeviceInfo | None = None  # what the broker's configs describe
+    camera: bool = False  # a picture was taken: discovery announces the image entity
     #: The last command's outcome, published again after a broker restart.
     last_result: bytes = b'{"ok":null,"action":null,"message":"no command yet"}'
 
@@ -91,6 +92,7 @@ class MqttBridge(Sink):
         min_interval: float = 1.0,
         instance_group: str = "all",
         keepalive: int = 30,
+        camera_interval: float = 60.0,
     ) -> None:
         self.url = url
         self.ca_file = ca_file
@@ -99,6 +101,8 @@ class MqttBridge(Sink):
         self.min_interval = min_interval
         self.instance_group = instance_group  # the shard: two instances of one group warn
         self.keepalive = keepalive
+        self.camera_interval = camera_interval  # 0: no pictures
+        self.published_pictures = 0
         self.instance_id = uuid.uuid4().hex[:12]
         self.hub: Hub | None = None
         self.connected = False
@@ -111,9 +115,10 @@ class MqttBridge(Sink):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        #: Discovery configs waiting to be published: (serial, topic, payload).
-        self._backlog: collections.deque[tuple[str, str, bytes]] = collections.deque()
-        self._backlog_ready = asyncio.Event()
+        #: Printers whose discovery configs are to be published (a dict as an ordered set);
+        #: the configs are built when their batch goes out, so none wait in memory.
+        self._discovery_due: dict[str, None] = {}
+        self._discovery_ready = asyncio.Event()
         self._awaited_mid = -1  # the batch's last message (paho's thread compares it)
         self._acked: asyncio.Future[None] | None = None
         self._others: set[str] = set()
@@ -156,7 +161,10 @@ class MqttBridge(Sink):
         client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
         client.loop_start()  # paho's thread retries the first connection too
         self._heartbeat = self._loop.create_task(self._beat(), name="serve-mqtt-heartbeat")
-        self._spawn(self._drain_backlog())
+        self._spawn(self._send_discovery())
+        if self.camera_interval > 0:
+            pictures = PictureTaker(self.camera_interval, self._camera_printers, self._picture)
+            self._spawn(pictures.run())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -192,6 +200,7 @@ class MqttBridge(Sink):
             "last_error": self.last_error,
             "states_published": self.published_states,
             "events_published": self.published_events,
+            "pictures_published": self.published_pictures,
             "other_instances": sorted(self._others),
         }
 
@@ -262,7 +271,7 @@ class MqttBridge(Sink):
         self.connects += 1
         self.last_error = ""
         log.info("MQTT broker %s: connected; publishing discovery and states", self.url)
-        self._backlog.clear()  # everything is queued again below
+        self._discovery_due.clear()  # everything is queued again below
         client.subscribe(
             [
                 (f"{self.prefix}/+/command/+", 1),
@@ -312,11 +321,10 @@ class MqttBridge(Sink):
         if out is None:
             return
         self._cancel_held(out)
-        if self._backlog:
-            self._backlog = collections.deque(m for m in self._backlog if m[0] != printer.serial)
+        self._discovery_due.pop(printer.serial, None)
         if self.connected:
             # Empty retained payloads remove the entities from Home Assistant and the state.
-            for topic in out.discovery_topics:
+            for topic in self._discovery_topics(out.published):
                 self._publish(topic, b"", qos=1, retain=True)
             self._publish(out.topics.state, b"", qos=1, retain=True)
             self._publish(out.topics.availability, b"", qos=1, retain=True)
@@ -379,6 +387,7 @@ class MqttBridge(Sink):
         return True
 
     def _publish_discovery(self, out: _Out, *, force: bool) -> None:
+        """Queue the printer's discovery configs if what they describe changed."""
         w, state = out.watched, out.watched.state
         device = DeviceInfo(
             serial=w.serial,
@@ -388,33 +397,46 @@ class MqttBridge(Sink):
             chamber_sensor=bool(state and state.temperatures.chamber_sensor),
             trays=tray_ids(state),
             ams_units=tuple(u.ams_id for u in state.ams) if state else (),
+            camera=out.camera,
         )
         if device == out.device and not force:
             return
-        messages = discovery_messages(
+        out.device = device
+        self._discovery_due[w.serial] = None
+        self._discovery_ready.set()
+
+    def _discovery(self, device: DeviceInfo) -> list[tuple[str, dict[str, Any]]]:
+        return discovery_messages(
             device,
             prefix=self.prefix,
             discovery_prefix=self.discovery_prefix,
             version=self._version,
         )
-        topics = [topic for topic, _ in messages]
-        for gone in set(out.discovery_topics) - set(topics):
-            self._backlog.append((w.serial, gone, b""))  # e.g. an AMS unplugged
-        for topic, config in messages:
-            self._backlog.append((w.serial, topic, orjson.dumps(config)))
-        self._backlog_ready.set()
-        out.device, out.discovery_topics = device, topics
 
-    async def _drain_backlog(self) -> None:
-        """Publish the queued discovery configs a batch at a time (see DISCOVERY_BATCH)."""
+    def _discovery_topics(self, device: DeviceInfo | None) -> set[str]:
+        return {topic for topic, _ in self._discovery(device)} if device else set()
+
+    async def _send_discovery(self) -> None:
+        """Publish the due discovery configs in batches (see DISCOVERY_BATCH)."""
         while True:
-            await self._backlog_ready.wait()
-            self._backlog_ready.clear()
-            while self._backlog and self.connected:
-                last = None
-                for _ in range(min(DISCOVERY_BATCH, len(self._backlog))):
-                    _, topic, payload = self._backlog.popleft()
-                    last = self._publish(topic, payload, qos=1, retain=True)
+            await self._discovery_ready.wait()
+            self._discovery_ready.clear()
+            while self._discovery_due and self.connected:
+                last, sent = None, 0
+                while self._discovery_due and sent < DISCOVERY_BATCH:
+                    serial = next(iter(self._discovery_due))
+                    del self._discovery_due[serial]
+                    out = self._out.get(serial)
+                    if out is None or out.device is None:
+                        continue
+                    messages = self._discovery(out.device)
+                    gone = self._discovery_topics(out.published) - {t for t, _ in messages}
+                    for topic in gone:  # e.g. an AMS unplugged
+                        self._publish(topic, b"", qos=1, retain=True)
+                    for topic, config in messages:
+                        last = self._publish(topic, orjson.dumps(config), qos=1, retain=True)
+                    out.published = out.device
+                    sent += len(messages)
                 if last is not None:
                     await self._acked_or_down(last)
 
@@ -434,6 +456,23 @@ class MqttBridge(Sink):
         if client is None:
             return None
         return client.publish(topic, payload, qos=qos, retain=retain)
+
+    # -- camera pictures for Home Assistant's image entity --
+
+    def _camera_printers(self) -> list[WatchedPrinter]:
+        if not self.connected:
+            return []
+        return [out.watched for out in self._out.values() if out.watched.online]
+
+    def _picture(self, printer: WatchedPrinter, jpeg: bytes) -> None:
+        out = self._out.get(printer.serial)
+        if out is None or out.watched is not printer or not self.connected:
+            return
+        if not out.camera:
+            out.camera = True
+            self._publish_discovery(out, force=False)
+        self._publish(out.topics.camera, jpeg, qos=0, retain=False)
+        self.published_pictures += 1
 
     # -- incoming: commands, Home Assistant's birth, other instances --
 
@@ -520,11 +559,12 @@ class MqttBridge(Sink):
             if self.connected:
                 self._publish_heartbeat()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _command_value(action: str, text: str) -> Any:
