@@ -48,8 +48,8 @@ class PictureTaker:
         try:
             while True:
                 printers = [p for p in self.printers() if _has_camera(p)]
-                if not printers:
-                    await asyncio.sleep(self.interval)
+                if not printers:  # none up yet (serve starting, the broker away)
+                    await asyncio.sleep(min(self.interval, 5.0))
                 for printer in printers:
                     await asyncio.sleep(self.interval / len(printers))
                     failed = self._failed_at.get(printer.serial)
