@@ -8,6 +8,10 @@ which each frame was written to every viewer (the clock all processes on Linux s
   do) or through ``Camera.frames()``; per frame, the time from "written" to "in the
   consumer's hands". Added latency = median of the library minus median of the bare read,
   both at 10 frames a second. Budget: 2 ms.
+* rtsps snapshot: ``Camera.snapshot()`` of a simulated X1C (H.264 over RTSPS at 10 frames a
+  second, another session keeping the stream running as a printer's always is): from the
+  call to the JPEG, through the library's own RTSP session and ffmpeg decoding one picture.
+  Measured, no budget.
 * serve: ``bambu-lan camera serve`` as users run it, 20 viewers reading ``/stream.mjpg``
   (threads of this process, which is not measured), the simulator at the printers' cadence
   of a frame a second. Sampled from /proc: the server's CPU time (share of one core) and
@@ -50,12 +54,13 @@ THIS = Path(__file__).resolve()
 # --- child processes -------------------------------------------------------------------------
 
 
-async def _sim_main(cert_dir: str, interval: float) -> None:
+async def _sim_main(cert_dir: str, interval: float, model: str = "a1") -> None:
     from bambu_lan.sim import SimulatedPrinter
+    from bambu_lan.sim.camera import CameraServer
 
     loop = asyncio.get_running_loop()
     async with SimulatedPrinter(
-        "a1", cert_dir=cert_dir, camera_port=0, camera_interval=interval, seed=7
+        model, cert_dir=cert_dir, camera_port=0, camera_interval=interval, seed=7
     ) as sim:
         camera = sim.camera
         assert camera is not None
@@ -63,7 +68,8 @@ async def _sim_main(cert_dir: str, interval: float) -> None:
         def sent(t: float) -> None:
             print(json.dumps({"ev": "sent", "t": t}), flush=True)
 
-        camera.on_frame = sent
+        if isinstance(camera, CameraServer):
+            camera.on_frame = sent
         print(json.dumps({"ev": "ready", **sim.connection_info()}), flush=True)
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -74,9 +80,9 @@ async def _sim_main(cert_dir: str, interval: float) -> None:
                     json.dumps(
                         {
                             "ev": "stats",
-                            "logins_received": stats.logins_received,
+                            "logins_received": getattr(stats, "logins_received", None),
                             "viewers": camera.viewers,
-                            "frames_sent": stats.frames_sent,
+                            "frames_sent": getattr(stats, "frames_sent", None),
                         }
                     ),
                     flush=True,
@@ -118,6 +124,42 @@ async def _lib_main(host: str, port: int, serial: str, code: str, *rest: str) ->
                 break
 
 
+async def _rtsps_main(host: str, port: int, serial: str, code: str, *rest: str) -> None:
+    """X1 snapshots one after another, while another session keeps the stream running (a
+    printer's camera always runs; the simulator's encoder starts with its first viewer)."""
+    ca, count = rest[0], int(rest[1])
+    from bambu_lan.camera import Camera
+    from bambu_lan.camera_rtsp import RtspSession
+    from bambu_lan.config import PrinterConfig, Secret
+    from bambu_lan.errors import BambuError
+    from bambu_lan.trust import TrustConfig
+
+    cfg = PrinterConfig(
+        host, serial, Secret(code), trust=TrustConfig(ca_file=Path(ca)), camera_port=port
+    )
+    held = RtspSession(cfg, port)
+    await held.open(10)
+    await held.start_video()
+
+    async def keep_reading() -> None:
+        while True:
+            await held.next_packet()
+
+    reader = asyncio.create_task(keep_reading())
+    await asyncio.sleep(2.0)  # the encoder is up and a picture is cached
+    camera = Camera(cfg)
+    for _ in range(count):
+        started = time.perf_counter()
+        try:
+            frame = await camera.snapshot(timeout=20)
+            print(json.dumps({"ev": "snapshot", "s": time.perf_counter() - started,
+                              "bytes": frame.size}), flush=True)  # fmt: skip
+        except BambuError as exc:
+            print(json.dumps({"ev": "failed", "error": str(exc)}), flush=True)
+    reader.cancel()
+    held.close()
+
+
 # --- measuring ------------------------------------------------------------------------------
 
 
@@ -145,9 +187,11 @@ def _drain(sim: LineProcess) -> None:
         sim.lines.get_nowait()
 
 
-def _sim(ctx: Context, interval: float, name: str) -> tuple[LineProcess, dict[str, Any]]:
+def _sim(
+    ctx: Context, interval: float, name: str, model: str = "a1"
+) -> tuple[LineProcess, dict[str, Any]]:
     sim = LineProcess(
-        [OUR_PYTHON, THIS, "sim", ctx.cert_dir, str(interval)],
+        [OUR_PYTHON, THIS, "sim", ctx.cert_dir, str(interval), model],
         env=ctx.env,
         log=ctx.work_dir / f"{name}.log",
     )
@@ -182,6 +226,36 @@ def measure_latency(ctx: Context) -> dict[str, Any]:
             progress(f"  {name}: median {result[name]['median'] * 1000:.2f} ms per frame")
     result["added_median"] = result["bambu-lan"]["median"] - result["raw"]["median"]
     return result
+
+
+def measure_rtsps_snapshot(ctx: Context) -> dict[str, Any]:
+    """``Camera.snapshot()`` of a simulated X1C (RTSPS, H.264 at 10 frames a second): the
+    library's RTSP session plus ffmpeg decoding one picture, from call to JPEG."""
+    count = 2 if ctx.quick else 20
+    sim, info = _sim(ctx, 0.1, "camera-rtsps-sim", "x1c")
+    with running(sim):
+        args = [info["host"], str(info["camera_port"]), info["serial"], info["access_code"],
+                info["ca_path"], str(count)]  # fmt: skip
+        client = LineProcess(
+            [OUR_PYTHON, THIS, "rtsps", *args], env=ctx.env, log=ctx.work_dir / "camera-rtsps.log"
+        )
+        times: list[float] = []
+        failures: list[str] = []
+        with running(client):
+            while len(times) + len(failures) < count:
+                value = client.next(60.0)
+                if isinstance(value, dict) and value.get("ev") == "snapshot":
+                    times.append(value["s"])
+                elif isinstance(value, dict) and value.get("ev") == "failed":
+                    failures.append(value["error"])
+    return {
+        "model": "x1c",
+        "frames_per_second": 10,
+        "snapshots": count,
+        "seconds": summary(times),
+        "failures": len(failures),
+        "errors": failures[:3],
+    }
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -320,6 +394,11 @@ def _per_minute(at: list[float], rss: list[float]) -> list[list[float]]:
 def run(ctx: Context) -> dict[str, Any]:
     progress("camera: latency added to a frame (bare TLS read vs Camera.frames())")
     data: dict[str, Any] = {"latency": measure_latency(ctx)}
+    progress("camera: X1C snapshot through RTSPS (the library's session + ffmpeg decoding)")
+    data["rtsps_snapshot"] = measure_rtsps_snapshot(ctx)
+    shot = data["rtsps_snapshot"]["seconds"]
+    if shot.get("n"):
+        progress(f"  median {shot['median'] * 1000:.0f} ms")
     seconds = 4.0 if ctx.quick else SERVE_SECONDS
     progress(f"camera: `camera serve`, {VIEWERS} viewers, 1 frame/s, {seconds:g} s")
     data["serve"] = measure_serve(ctx, 1.0, seconds, "camera-serve")
@@ -337,7 +416,9 @@ def run(ctx: Context) -> dict[str, Any]:
 if __name__ == "__main__":
     role, args = sys.argv[1], sys.argv[2:]
     if role == "sim":
-        asyncio.run(_sim_main(args[0], float(args[1])))
+        asyncio.run(_sim_main(args[0], float(args[1]), *args[2:]))
+    elif role == "rtsps":
+        asyncio.run(_rtsps_main(args[0], int(args[1]), args[2], args[3], args[4], args[5]))
     elif role == "raw":
         asyncio.run(_raw_main(args[0], int(args[1]), args[2], args[3], int(args[4])))
     elif role == "lib":

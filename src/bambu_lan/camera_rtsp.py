@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from bambu_lan.camera_rtsp_wire import (
+    ACCESS_UNIT_DELIMITER,
     MAX_HEAD,
     NAL_IDR,
     NAL_SPS,
@@ -101,12 +102,14 @@ def ffmpeg_environment(code: str) -> dict[str, str]:
 def decoder_args(ffmpeg: str) -> list[str]:
     """ffmpeg reading H.264 (Annex B) on stdin and writing one JPEG to stdout.
 
-    One decoding thread and no probing delay: the first whole picture comes out at once.
+    One decoding thread, no reordering delay and no probing beyond the first packet (an
+    ``analyzeduration`` of 0 would mean ffmpeg's default of 5 s): with the access unit
+    delimiter written after each picture, the first whole picture comes out at once.
+    (``-fflags nobuffer`` would hold it back until about a dozen more had arrived.)
     """
     return [
         ffmpeg, "-nostats", "-hide_banner", "-loglevel", "error",
-        "-threads", "1", "-flags", "low_delay", "-fflags", "nobuffer",
-        "-probesize", "32768", "-analyzeduration", "0",
+        "-threads", "1", "-flags", "low_delay", "-probesize", "32", "-analyzeduration", "1",
         "-f", "h264", "-i", "pipe:0",
         "-frames:v", "1", "-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "3", "pipe:1",
     ]  # fmt: skip
@@ -402,9 +405,9 @@ async def _decode_one(
         if output not in done:
             feeder.result()  # the stream broke before a picture: its error
         jpeg = await output
-        async with asyncio.timeout(5):
-            await proc.wait()
-            stderr = await errors
+        with contextlib.suppress(TimeoutError):  # a whole picture needs no clean exit
+            async with asyncio.timeout(5):
+                await proc.wait()
     finally:
         feeder.cancel()
         proc.stdin.close()
@@ -416,7 +419,9 @@ async def _decode_one(
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await asyncio.gather(output, errors, return_exceptions=True)
-    if proc.returncode != 0 or not is_whole_jpeg(jpeg):
+    if not is_whole_jpeg(jpeg):
+        read = errors.done() and not errors.cancelled() and errors.exception() is None
+        stderr = errors.result() if read else b""
         lines = stderr.decode("utf-8", "replace").strip().splitlines()
         reason = redact(lines[-1], cfg.access_code) if lines else f"exit code {proc.returncode}"
         raise CameraError(
@@ -452,6 +457,8 @@ async def _feed(
                 continue
         try:
             stdin.write(annex_b(nals))
+            if depacketizer.marker:  # the picture is whole: say so at once
+                stdin.write(ACCESS_UNIT_DELIMITER)
             await stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             return  # ffmpeg has its picture (or failed: its exit code tells)

@@ -20,6 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 START_CODE = b"\x00\x00\x00\x01"
+#: An access unit delimiter (NAL type 9, any picture type): written after each picture so a
+#: decoder reading the byte stream knows the picture is whole without waiting for the next.
+ACCESS_UNIT_DELIMITER = START_CODE + b"\x09\xf0"
 MAX_HEAD = 16 * 1024  # a response head beyond this is refused
 MAX_BODY = 64 * 1024  # an SDP beyond this is refused
 DEFAULT_MAX_NAL = 8 * 1024 * 1024  # a NAL unit reassembled beyond this is refused
@@ -268,6 +271,9 @@ class H264Depacketizer:
         self.payload_type = payload_type
         self.max_nal = max_nal
         self.stats = DepacketizerStats()
+        #: The RTP marker bit of the last packet of our stream: it ends an access unit (a
+        #: picture) in H.264's RTP payload format.
+        self.marker = False
         self._seq: int | None = None
         self._fu: bytearray | None = None
 
@@ -295,6 +301,7 @@ class H264Depacketizer:
         if packet[1] & 0x7F != self.payload_type:
             return None  # not our stream (RTCP is on the other channel)
         self.stats.packets += 1
+        self.marker = bool(packet[1] & 0x80)
         seq = struct.unpack_from(">H", packet, 2)[0]
         if self._seq is not None and seq != (self._seq + 1) & 0xFFFF:
             self.stats.lost += 1
@@ -361,6 +368,7 @@ def nal_type(nal: bytes) -> int:
 
 
 __all__ = [
+    "ACCESS_UNIT_DELIMITER",
     "Challenge",
     "Credentials",
     "H264Depacketizer",

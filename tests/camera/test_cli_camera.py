@@ -185,17 +185,19 @@ def test_snapshot_to_stdout(printer: SimulatedPrinter, tmp_path: Path) -> None:
     assert jpeg_size(done.stdout) == (1280, 720)
 
 
-@pytest.fixture
-def x1(sim_cert_dir: Path) -> Iterator[SimulatedPrinter]:
-    """A simulated X1C with its RTSPS camera (live view on) on a free port."""
+@pytest.fixture(params=["x1c"])
+def x1(sim_cert_dir: Path, request: pytest.FixtureRequest) -> Iterator[SimulatedPrinter]:
+    """A simulated X1C (or the model given by indirect parametrisation) with its RTSPS
+    camera (live view on) on a free port."""
     require_tool("ffmpeg")
     sim = SimulatedPrinter(
-        "x1c", cert_dir=sim_cert_dir, time_scale=20, camera_port=0, camera_interval=0.2
+        request.param, cert_dir=sim_cert_dir, time_scale=20, camera_port=0, camera_interval=0.2
     )
     with SimThread(sim) as running:
         yield running.target
 
 
+@pytest.mark.parametrize("x1", ["x1c", "p2s", "h2d"], indirect=True)
 def test_snapshot_of_an_x1_through_rtsps(x1: SimulatedPrinter, tmp_path: Path) -> None:
     """The console command end to end: the report's live-view switch, then the picture."""
     out = tmp_path / "x1.jpg"
@@ -264,3 +266,20 @@ def test_serve_ends_with_error_and_hint_when_the_camera_fails_for_good(
     assert lines[-1].startswith("hint: ")
     assert err.count("changed since it was pinned") == 1  # told once
     assert printer.access_code not in err
+
+
+def test_snapshot_of_an_x1_whose_camera_port_is_closed(
+    x1: SimulatedPrinter, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    args = [BAMBU_LAN, "camera", "snapshot", str(tmp_path / "x.jpg"), *connect_args(x1)]
+    args[args.index("--camera-port") + 1] = str(closed)
+    env = {"BAMBU_KNOWN_PRINTERS": str(tmp_path / "kp"), "PATH": os.environ["PATH"]}
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 2
+    error, hint = done.stderr.strip().splitlines()[-2:]
+    assert error.startswith("error: ") and "refused the connection" in error
+    assert hint.startswith("hint: ") and "Liveview" in hint
+    assert x1.access_code not in done.stderr

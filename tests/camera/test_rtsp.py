@@ -273,3 +273,21 @@ async def test_the_simulator_refuses_udp_and_unknown_paths(sim_factory: object) 
         assert (await call("PLAY", stream, 5, {"Session": "not-ours"})).status == 454
     finally:
         writer.close()
+
+
+async def test_an_ffmpeg_that_cannot_decode_is_a_clear_error(
+    sim_factory: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = await rtsp_sim(sim_factory)
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "printf 'pipe:0: Invalid data found when processing input\\033[31m\\n' >&2\nexit 1\n"
+    )
+    fake.chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CameraError, match="ffmpeg could not decode") as caught:
+        await rtsps_snapshot(x1_config(sim), sim.camera_port, timeout=30)
+    assert "Invalid data found when processing input" in str(caught.value)
+    assert "\033" not in str(caught.value)  # what ffmpeg prints reaches no terminal raw
+    assert "try again" in caught.value.hint

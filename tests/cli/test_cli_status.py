@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +41,29 @@ def test_status_json_has_typed_fields_raw_connection_and_info(
     assert data["info"]["firmware"]
     assert data["ams"][0]["trays"][0]["type"]
     no_secret(result)
+
+
+def test_status_json_imports_only_what_it_prints(cli_subprocess_env: dict[str, str]) -> None:
+    # The panel's modules (and rich), the certificate parser, the config file reader: none of
+    # them is needed to print one state as JSON, and each costs a cold start milliseconds.
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from bambu_lan.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    main(['status', '--json'])\n"
+        "assert json.loads(out.getvalue())['complete']\n"
+        "heavy = ('bambu_lan.cli.view', 'rich', 'cryptography', 'tomllib', 'difflib')\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli_subprocess_env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == []
 
 
 def test_status_json_during_a_print(

@@ -269,3 +269,41 @@ async def test_two_instances_of_one_shard_warn(
         r.getMessage() for r in serve_logs.records if "another bambu-lan serve" in r.getMessage()
     ]
     assert len(warnings) == 2 and "shard 1/2" in warnings[0]
+
+
+async def test_camera_pictures_become_a_home_assistant_image_entity(
+    sim_factory, broker: Mosquitto, recorder: Recorder, tmp_path: Path, serve_logs
+) -> None:
+    """A printer whose camera answers gets an ``image`` entity fed with JPEGs; one whose
+    camera does not gets none (and one log line, not one per attempt)."""
+    cam = await sim_factory(serial="01S00A000000071", camera_port=0)
+    blind = await sim_factory(serial="01S00A000000072")  # no camera listening
+    config = write_config(tmp_path / "c.toml", {"cam": cam, "blind": blind})
+    config.write_text(  # the profile says where the camera listens, as for any printer
+        config.read_text().replace(
+            f'serial = "{cam.serial}"\n',
+            f'serial = "{cam.serial}"\ncamera_port = {cam.camera_port}\n',
+        )
+    )
+    daemon = daemon_for(config, bridge(broker, camera_interval=0.5), RecordingSink())
+    await daemon.start()
+    picture = f"bambu-lan/{cam.serial}/camera"
+    entity = f"homeassistant/image/bambu_lan_{cam.serial}/camera/config"
+    try:
+        await recorder.wait(lambda r: entity in r.last and picture in r.last, timeout=30)
+        image = recorder.json(entity)
+        recorder.clear()
+        await recorder.wait(lambda r: picture in r.last, timeout=30)  # again, at the interval
+    finally:
+        await daemon.stop()
+    assert image["image_topic"] == picture and image["content_type"] == "image/jpeg"
+    assert image["unique_id"] == f"bambu_lan_{cam.serial}_camera"
+    assert image["device"]["identifiers"] == [f"bambu_lan_{cam.serial}"]
+    jpeg = recorder.last[picture]
+    assert jpeg.startswith(b"\xff\xd8") and jpeg.endswith(b"\xff\xd9")
+    with recorder.cond:
+        topics = {t for t, _ in recorder.messages}
+    assert f"bambu-lan/{blind.serial}/camera" not in topics
+    assert not any(t.startswith(f"homeassistant/image/bambu_lan_{blind.serial}") for t in topics)
+    failures = [r for r in serve_logs.records if "no camera picture" in r.getMessage()]
+    assert len(failures) == 1 and blind.serial in failures[0].getMessage()

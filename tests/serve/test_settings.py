@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bambu_lan.config import resolve_printer
 from bambu_lan.errors import ConfigError
+from bambu_lan.serve.daemon import read_farm_config
 from bambu_lan.serve.settings import BrokerURL, Shard, parse_quiet_hours, parse_serve_table
 
 
@@ -77,3 +81,46 @@ def test_quiet_hours() -> None:
     assert parse_quiet_hours("00:00-23:59") == (0, 23 * 60 + 59)
     with pytest.raises(ConfigError):
         parse_quiet_hours("24:00-01:00")
+
+
+def test_serve_reads_each_profile_as_the_other_commands_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One reading of a profile for every command: an access-code file, the FTPS and
+    camera ports, the trust settings."""
+    code = tmp_path / "code.txt"
+    code.write_text("87654321\n")
+    code.chmod(0o600)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[printers.left]\n"
+        'host = "127.0.0.1"\nserial = "01S00A000000061"\n'
+        f'access_code_file = "{code}"\nftps_port = 2990\ncamera_port = 6001\n'
+        "[printers.right]\n"
+        'host = "127.0.0.2"\nserial = "01S00A000000062"\naccess_code = "11112222"\n'
+        f'port = 18883\nknown_printers = "{tmp_path / "known.toml"}"\n'
+    )
+    config.chmod(0o600)
+    farm = read_farm_config(config)
+    for name in ("left", "right"):
+        assert farm.printers[name] == resolve_printer(printer=name, config_file=config)
+    assert farm.printers["left"].access_code.reveal() == "87654321"
+    assert farm.printers["left"].ftps_port == 2990 and farm.printers["left"].camera_port == 6001
+    # A variable that sets one printer cannot apply to a farm: said, not applied to all.
+    monkeypatch.setenv("BAMBU_ACCESS_CODE", "99998888")
+    with pytest.raises(ConfigError, match="BAMBU_ACCESS_CODE is set") as err:
+        read_farm_config(config)
+    assert "99998888" not in str(err.value) and err.value.hint
+    # With one printer in the file, serve agrees with `bambu-lan status` and uses it.
+    config.write_text(config.read_text().split("[printers.right]")[0])
+    farm = read_farm_config(config)
+    assert farm.printers["left"] == resolve_printer(printer="left", config_file=config)
+    assert farm.printers["left"].access_code.reveal() == "99998888"
+
+
+def test_camera_interval_for_home_assistant() -> None:
+    assert parse_serve_table({}).mqtt_camera_interval == 60.0
+    assert parse_serve_table({"serve": {"mqtt_camera_interval": 0}}).mqtt_camera_interval == 0
+    for bad in (2, -1, "60", True):
+        with pytest.raises(ConfigError, match="mqtt_camera_interval"):
+            parse_serve_table({"serve": {"mqtt_camera_interval": bad}})

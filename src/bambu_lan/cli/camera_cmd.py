@@ -41,7 +41,8 @@ def camera() -> None:
 
     A1, A1 mini, P1P and P1S send JPEG pictures on port 6000 (about one a second); bambu-lan
     reads them itself. X1, P2S and H2 printers stream H.264 video over RTSPS on port 322:
-    `url` prints the address for VLC or ffmpeg, and `snapshot` uses ffmpeg.
+    `url` prints the address for VLC or ffmpeg; `snapshot` reads the stream itself and has
+    ffmpeg decode one picture (ffmpeg never sees the address or the access code).
 
     \b
     Examples:

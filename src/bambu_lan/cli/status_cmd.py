@@ -108,7 +108,6 @@ def status(conn: ConnectionParams, as_json: bool, timeout: float, plain: bool) -
 
 
 async def _status(cfg: PrinterConfig, as_json: bool, timeout: float, plain: bool) -> None:
-    from bambu_lan.cli.view import Snapshot, print_once
     from bambu_lan.printer import Printer
 
     loop = asyncio.get_running_loop()
@@ -123,6 +122,8 @@ async def _status(cfg: PrinterConfig, as_json: bool, timeout: float, plain: bool
         if as_json:
             echo_json(state_json(printer, state))
             return
+        from bambu_lan.cli.view import Snapshot, print_once  # the panel only: not for --json
+
         snap = Snapshot(
             label=cfg.label, state=state, status=printer.status, info=printer.info, events=()
         )

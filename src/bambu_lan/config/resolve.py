@@ -43,6 +43,7 @@ def resolve_printer(
     config_file: Path | None = None,
     validate: bool = True,
     camera_port: int | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> PrinterConfig:
     """Settings from, in order of precedence: explicit values (CLI options), environment
     variables (BAMBU_HOST, BAMBU_SERIAL, BAMBU_ACCESS_CODE or BAMBU_ACCESS_CODE_FILE,
@@ -51,9 +52,12 @@ def resolve_printer(
 
     The config file is checked as a whole first. With ``validate`` (the default) the result
     is validated too: the doctor asks for the values as given, to report them step by step.
+    ``data``: the file's content, already read with ``load_config_file`` (``serve`` resolves
+    every profile of one read).
     """
     where = config_file or config_path()
-    data = load_config_file(where)
+    if data is None:
+        data = load_config_file(where)
     printers = data.get("printers", {})
     profile: dict[str, Any] = {}
     name = printer or _env("BAMBU_PRINTER") or data.get("default")

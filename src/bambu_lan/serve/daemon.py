@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable, Sequence
@@ -15,18 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from bambu_lan.config import (
     PrinterConfig,
-    Secret,
     config_path,
     load_config_file,
-    parse_port,
-    read_access_code_file,
+    resolve_printer,
 )
 from bambu_lan.errors import BambuError, ConfigError
 from bambu_lan.printer import PrinterOptions
 from bambu_lan.serve.hub import Hub, Sink
 from bambu_lan.serve.logsink import LogSink
 from bambu_lan.serve.settings import ServeSettings, parse_serve_table
-from bambu_lan.trust import TrustConfig
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -42,43 +40,19 @@ class FarmConfig:
     printers: dict[str, PrinterConfig]  # by name
 
 
-def _profile(name: str, profile: Any, where: Path) -> PrinterConfig:
-    if not isinstance(profile, dict):
-        raise ConfigError(
-            f"printer {name!r} in {where} is not a table",
-            hint=f"write it as [printers.{name}] with host, serial and access_code",
-        )
-
-    def path(key: str) -> Path | None:
-        value = profile.get(key)
-        return Path(str(value)).expanduser() if value else None
-
-    try:
-        port = parse_port(profile.get("port", 8883), source=f"printer {name!r}: port")
-        code = str(profile.get("access_code", ""))
-        if not code and profile.get("access_code_file"):
-            code = read_access_code_file(
-                Path(str(profile["access_code_file"])), source=f"printer {name!r}: access_code_file"
-            )
-    except ConfigError as exc:
-        raise ConfigError(f"{exc} (in {where})", hint=exc.hint) from None
-    cfg = PrinterConfig(
-        host=str(profile.get("host", "")),
-        serial=str(profile.get("serial", "")),
-        access_code=Secret(code),
-        port=port,
-        trust=TrustConfig(
-            ca_file=path("ca_file"),
-            ca_dir=path("ca_dir"),
-            known_printers=path("known_printers"),
-            insecure=bool(profile.get("insecure", False)),
-        ),
-        name=name,
-    )
-    try:
-        return cfg.validate()
-    except ConfigError as exc:
-        raise ConfigError(f"printer {name!r} in {where}: {exc}", hint=exc.hint) from None
+#: Variables that set one printer's connection (``bambu-lan status`` and the other commands
+#: of one printer): serve reads them like those commands, for a file of one printer only.
+SINGLE_PRINTER_ENV = (
+    "BAMBU_HOST",
+    "BAMBU_SERIAL",
+    "BAMBU_ACCESS_CODE",
+    "BAMBU_ACCESS_CODE_FILE",
+    "BAMBU_PORT",
+    "BAMBU_FTPS_PORT",
+    "BAMBU_CAMERA_PORT",
+    "BAMBU_CA_FILE",
+    "BAMBU_CA_DIR",
+)
 
 
 def read_farm_config(config_file: Path | None = None) -> FarmConfig:
@@ -89,7 +63,15 @@ def read_farm_config(config_file: Path | None = None) -> FarmConfig:
     table = data.get("printers", {})
     if not isinstance(table, dict):
         raise ConfigError(f"[printers] in {where} must be a table of printers")
-    printers = {name: _profile(name, profile, where) for name, profile in table.items()}
+    overriding = [name for name in SINGLE_PRINTER_ENV if os.environ.get(name)]
+    if overriding and len(table) > 1:
+        raise ConfigError(
+            f"{', '.join(overriding)} {'is' if len(overriding) == 1 else 'are'} set, but "
+            f"{where} has {len(table)} printers: such a variable sets one printer",
+            hint="unset it for serve: each printer's settings go in its [printers.NAME] table",
+        )
+    # Each profile as every other command reads it (access_code_file, ports, trust, checks).
+    printers = {name: resolve_printer(printer=name, config_file=where, data=data) for name in table}
     serials: dict[str, str] = {}
     for name, cfg in printers.items():
         if cfg.serial in serials:
@@ -133,6 +115,7 @@ def build_sinks(settings: ServeSettings) -> list[Sink]:
                 ca_file=settings.mqtt_ca_file,
                 prefix=settings.mqtt_prefix,
                 discovery_prefix=settings.discovery_prefix,
+                camera_interval=settings.mqtt_camera_interval,
                 instance_group=str(settings.shard or "all"),
             )
         )

@@ -38,6 +38,11 @@ class Topics:
         return f"{self.base}/availability"
 
     @property
+    def camera(self) -> str:
+        """A camera picture now and then (JPEG bytes, not retained)."""
+        return f"{self.base}/camera"
+
+    @property
     def command_result(self) -> str:
         return f"{self.base}/command_result"
 
@@ -58,6 +63,7 @@ class DeviceInfo:
     chamber_sensor: bool = False
     trays: tuple[int, ...] = ()
     ams_units: tuple[int, ...] = ()
+    camera: bool = False  # a picture has been taken: Home Assistant gets an image entity
 
 
 # key, name, value key in the state JSON, unit, device_class, state_class, icon
@@ -165,6 +171,9 @@ def discovery_messages(
         sensor(f"{key}_color", f"{label} colour", f"{key}_color", icon="mdi:palette")
         sensor(f"{key}_remain", f"{label} remaining", f"{key}_remain",
                unit_of_measurement="%", state_class="measurement", icon="mdi:percent")  # fmt: skip
+    if info.camera:
+        add("image", "camera", "Camera", image_topic=topics.camera,
+            content_type="image/jpeg", icon="mdi:camera")  # fmt: skip
     add(
         "sensor", "last_command", "Last command",
         state_topic=topics.command_result, value_template="{{ value_json.message }}",

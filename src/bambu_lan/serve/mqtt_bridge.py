@@ -38,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bambu_lan.errors import BambuError
 from bambu_lan.protocol.events import Event, EventKind
 from bambu_lan.protocol.state import PrinterState
+from bambu_lan.serve.camera_pictures import PictureTaker
 from bambu_lan.serve.ha_discovery import (
     DeviceInfo,
     Topics,
@@ -73,6 +74,7 @@ class _Out:
     timer: asyncio.TimerHandle | None = None
     device: DeviceInfo | None = None  # what the discovery configs are to describe
     published: DeviceInfo | None = None  # what the broker's configs describe
+    camera: bool = False  # a picture was taken: discovery announces the image entity
     #: The last command's outcome, published again after a broker restart.
     last_result: bytes = b'{"ok":null,"action":null,"message":"no command yet"}'
 
@@ -90,6 +92,7 @@ class MqttBridge(Sink):
         min_interval: float = 1.0,
         instance_group: str = "all",
         keepalive: int = 30,
+        camera_interval: float = 60.0,
     ) -> None:
         self.url = url
         self.ca_file = ca_file
@@ -98,6 +101,8 @@ class MqttBridge(Sink):
         self.min_interval = min_interval
         self.instance_group = instance_group  # the shard: two instances of one group warn
         self.keepalive = keepalive
+        self.camera_interval = camera_interval  # 0: no pictures
+        self.published_pictures = 0
         self.instance_id = uuid.uuid4().hex[:12]
         self.hub: Hub | None = None
         self.connected = False
@@ -157,6 +162,9 @@ class MqttBridge(Sink):
         client.loop_start()  # paho's thread retries the first connection too
         self._heartbeat = self._loop.create_task(self._beat(), name="serve-mqtt-heartbeat")
         self._spawn(self._send_discovery())
+        if self.camera_interval > 0:
+            pictures = PictureTaker(self.camera_interval, self._camera_printers, self._picture)
+            self._spawn(pictures.run())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -192,6 +200,7 @@ class MqttBridge(Sink):
             "last_error": self.last_error,
             "states_published": self.published_states,
             "events_published": self.published_events,
+            "pictures_published": self.published_pictures,
             "other_instances": sorted(self._others),
         }
 
@@ -388,6 +397,7 @@ class MqttBridge(Sink):
             chamber_sensor=bool(state and state.temperatures.chamber_sensor),
             trays=tray_ids(state),
             ams_units=tuple(u.ams_id for u in state.ams) if state else (),
+            camera=out.camera,
         )
         if device == out.device and not force:
             return
@@ -446,6 +456,23 @@ class MqttBridge(Sink):
         if client is None:
             return None
         return client.publish(topic, payload, qos=qos, retain=retain)
+
+    # -- camera pictures for Home Assistant's image entity --
+
+    def _camera_printers(self) -> list[WatchedPrinter]:
+        if not self.connected:
+            return []
+        return [out.watched for out in self._out.values() if out.watched.online]
+
+    def _picture(self, printer: WatchedPrinter, jpeg: bytes) -> None:
+        out = self._out.get(printer.serial)
+        if out is None or out.watched is not printer or not self.connected:
+            return
+        if not out.camera:
+            out.camera = True
+            self._publish_discovery(out, force=False)
+        self._publish(out.topics.camera, jpeg, qos=0, retain=False)
+        self.published_pictures += 1
 
     # -- incoming: commands, Home Assistant's birth, other instances --
 
@@ -532,11 +559,12 @@ class MqttBridge(Sink):
             if self.connected:
                 self._publish_heartbeat()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _command_value(action: str, text: str) -> Any:

@@ -8,6 +8,8 @@
     mqtt_ca_file = "/etc/ssl/broker-ca.pem"        # for mqtts:// with a private CA
     mqtt_prefix = "bambu-lan"            # state topics: bambu-lan/<serial>/...
     discovery_prefix = "homeassistant"   # Home Assistant's MQTT discovery prefix
+    mqtt_camera_interval = 60            # seconds between camera pictures to Home Assistant
+                                         # (printers with a camera); 0: none
     metrics_port = 9851                  # Prometheus /metrics (and /healthz)
     http_port = 8080                     # health endpoint and the web page
     web_token = "a-long-random-string"   # log in to the web page with it to use its controls
@@ -45,6 +47,7 @@ SERVE_KEYS = frozenset(
         "mqtt_ca_file",
         "mqtt_prefix",
         "discovery_prefix",
+        "mqtt_camera_interval",
         "metrics_port",
         "http_port",
         "web_token",
@@ -154,6 +157,7 @@ class ServeSettings:
     mqtt_ca_file: Path | None = None
     mqtt_prefix: str = "bambu-lan"
     discovery_prefix: str = "homeassistant"
+    mqtt_camera_interval: float = 60.0
     metrics_port: int | None = None
     http_port: int | None = None
     web_token: Secret | None = None  # None: the web page is read-only
@@ -272,6 +276,17 @@ def parse_serve_table(data: dict[str, Any]) -> ServeSettings:
     if not isinstance(notify, list):
         raise ConfigError("[serve] notify must be a list of tables ([[serve.notify]])", hint=HINT)
     ca = table.get("mqtt_ca_file")
+    camera_interval = table.get("mqtt_camera_interval", 60)
+    if (
+        isinstance(camera_interval, bool)
+        or not isinstance(camera_interval, int | float)
+        or not (camera_interval == 0 or 5 <= camera_interval <= 86400)
+    ):
+        raise ConfigError(
+            f"[serve] mqtt_camera_interval must be 0 (no pictures) or 5 to 86400 seconds, "
+            f"not {camera_interval!r}",
+            hint=HINT,
+        )
     return ServeSettings(
         printers=_str_list(table.get("printers", []), "printers"),
         mqtt=BrokerURL.parse(_str(table["mqtt"], "mqtt")) if "mqtt" in table else None,
@@ -280,6 +295,7 @@ def parse_serve_table(data: dict[str, Any]) -> ServeSettings:
         discovery_prefix=_str(
             table.get("discovery_prefix", "homeassistant"), "discovery_prefix"
         ).strip("/"),
+        mqtt_camera_interval=float(camera_interval),
         metrics_port=_port(table.get("metrics_port"), "metrics_port"),
         http_port=_port(table.get("http_port"), "http_port"),
         web_token=Secret(_str(table["web_token"], "web_token")) if "web_token" in table else None,

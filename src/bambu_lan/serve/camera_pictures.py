@@ -1,0 +1,89 @@
+"""Camera pictures now and then, for Home Assistant's MQTT ``image`` entity.
+
+One printer after another, spread over the interval (a farm of 1,000 with a minute's interval
+is 17 pictures a second, two at a time at most), each through the library's camera (the A1/P1
+JPEG stream, or one RTSPS frame through ffmpeg). A camera that fails (switched off, not
+reachable, no ffmpeg) is tried again after ``retry`` seconds; its failure is logged once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from bambu_lan.camera import camera_kind
+from bambu_lan.serve.hub import WatchedPrinter
+from bambu_lan.serve.text import safe
+
+log = logging.getLogger("bambu_lan.serve.camera")
+
+CONCURRENCY = 2
+TIMEOUT = 20.0
+RETRY = 600.0
+
+
+class PictureTaker:
+    """Takes the pictures; ``deliver(printer, jpeg)`` publishes each."""
+
+    def __init__(
+        self,
+        interval: float,
+        printers: Callable[[], Iterable[WatchedPrinter]],
+        deliver: Callable[[WatchedPrinter, bytes], None],
+        *,
+        retry: float = RETRY,
+    ) -> None:
+        self.interval = interval
+        self.printers = printers  # those to take now: online, and the broker reachable
+        self.deliver = deliver
+        self.retry = retry
+        self.taken = 0
+        self._failed_at: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        slots = asyncio.Semaphore(CONCURRENCY)
+        try:
+            while True:
+                printers = [p for p in self.printers() if _has_camera(p)]
+                if not printers:
+                    await asyncio.sleep(self.interval)
+                for printer in printers:
+                    await asyncio.sleep(self.interval / len(printers))
+                    failed = self._failed_at.get(printer.serial)
+                    if failed is not None and time.monotonic() - failed < self.retry:
+                        continue
+                    await slots.acquire()
+                    task = asyncio.get_running_loop().create_task(self._take(printer, slots))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _take(self, printer: WatchedPrinter, slots: asyncio.Semaphore) -> None:
+        try:
+            frame = await printer.printer.camera.snapshot(timeout=TIMEOUT)
+        except Exception as exc:  # a camera's trouble never stops the others
+            if printer.serial not in self._failed_at:
+                log.info(
+                    "%s (%s): no camera picture for Home Assistant: %s (trying again every %d min)",
+                    safe(printer.name),
+                    printer.serial,
+                    safe(exc),
+                    self.retry // 60,
+                )
+            self._failed_at[printer.serial] = time.monotonic()
+            return
+        finally:
+            slots.release()
+        self._failed_at.pop(printer.serial, None)
+        self.taken += 1
+        self.deliver(printer, frame.jpeg)
+
+
+def _has_camera(printer: WatchedPrinter) -> bool:
+    info = printer.printer.info
+    return camera_kind(printer.serial, info.model_code if info else "") is not None
