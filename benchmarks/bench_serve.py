@@ -456,8 +456,8 @@ def section(data: dict[str, Any] | None) -> list[str]:
         "their own (see `bench_serve.py`). Each run starts all three afresh and measures a "
         "30 s window once every printer is online and its Home Assistant discovery configs "
         "are sent (the steady state). Camera pictures: the simulated fleet has none. Lag: "
-        "broker arrival of a state message minus the send time of the newest report of that printer before it (p50 and p99 of "
-        "all messages in the window). CPU: serve's user + system time over the window. "
+        "broker arrival of a state message minus the send time of the newest report of that "
+        "printer before it (p50 and p99 of all messages in the window). CPU: serve's user + system time over the window. "
         "Memory: serve's largest RSS in the window. Scrape: the median of 20 `/metrics` "
         "requests. Figures are min / median / max over the runs.",
         "",
