@@ -451,7 +451,8 @@ def section(data: dict[str, Any] | None) -> list[str]:
         return [*out, f"Not measured: {(data or {}).get('error', 'not run')}", ""]
     out += [
         "`bambu-lan serve` with the MQTT bridge, `/metrics`, the web page and the SQLite "
-        f"history, watching N simulated A1s ({data['printing_share']:.0%} printing, reporting every second) into "
+        f"history, watching N simulated A1s ({data['printing_share']:.0%} printing, "
+        "reporting every second) into "
         "one mosquitto; simulator, broker and serve each in a process of their own (see "
         "`bench_serve.py`). Each run starts all three afresh and measures a 30 s window once "
         "every printer is online and its Home Assistant discovery configs are sent (the "
