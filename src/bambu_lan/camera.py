@@ -1,4 +1,4 @@
-"""The printer's camera: JPEG frames from an A1/P1 (port 6000), the RTSPS address of the others.
+"""The printer's camera: JPEG frames from an A1/P1 (port 6000) and from X1/P2S/H2 (RTSPS).
 
 ::
 
@@ -12,6 +12,8 @@ Every consumer of one printer's camera in this process shares one upstream conne
 consumer and closes with the last. It uses the same trust as MQTT, checked before the
 access code is written; it reconnects with backoff after a drop and after a stream that
 stays silent for ``silence_timeout`` seconds. What happens is told as ``CameraEvent``s.
+X1, P2S and H2 printers send H.264 over RTSPS instead: ``camera_rtsp_stream`` turns it into
+the same frames through one ffmpeg (needs ffmpeg installed).
 """
 
 from __future__ import annotations
@@ -531,6 +533,9 @@ class Camera:
         (``CameraAuthError``, ``TrustError``, ``CameraUnavailable``…); after that, drops and
         silences are reconnected and told in ``events()``. A slow reader gets the newest
         frames (``options.queue_size`` of them are kept).
+
+        X1/P2S/H2: JPEGs ffmpeg makes of the RTSPS video, at most ``options.fps`` a second;
+        ``CameraUnavailable`` at once when ffmpeg is not installed.
         """
         stream = self._stream()
         return Subscription(stream, stream.subscribe_frames(), self.wait_until_streaming)
