@@ -269,6 +269,7 @@ class CameraStream:
     async def _run(self) -> None:
         backoff = self.options.backoff_initial
         while not self.closed:
+            frames_before = self.stats.frames
             try:
                 await self._stream_once()
                 error: BambuError | None = None
@@ -285,7 +286,7 @@ class CameraStream:
             self.error = error
             if not self.first_outcome.done():
                 self.first_outcome.set_result(error)
-            if self.stats.frames and isinstance(error, CameraError):
+            if self.stats.frames > frames_before and isinstance(error, CameraError):
                 backoff = self.options.backoff_initial  # it worked until now: retry soon
             delay = self.options.auth_retry if isinstance(error, AuthError) else backoff
             backoff = min(backoff * 2, self.options.backoff_max)

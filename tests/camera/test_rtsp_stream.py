@@ -155,6 +155,19 @@ async def test_a_dropped_session_reconnects(x1c: SimulatedPrinter) -> None:
         assert server(x1c).stats.plays == 2 and server(x1c).viewers == 1
 
 
+async def test_live_view_switched_off_while_streaming_backs_off(x1c: SimulatedPrinter) -> None:
+    """Refused reconnects wait longer each time (0.05, 0.1, 0.2, … s here), also after a
+    session that had worked: a printer is not asked twenty times a second."""
+    camera = Camera(x1_config(x1c), options=OPTIONS)
+    with camera.frames() as frames:
+        await take(frames, 2)
+        before = server(x1c).stats.connections
+        x1c.set_live_view(False)
+        await asyncio.sleep(1.6)
+        tries = server(x1c).stats.connections - before
+        assert 2 <= tries <= 8  # doubling from 0.05 s: about 5; without backoff: about 30
+
+
 async def test_library_consumers_share_one_session(x1c: SimulatedPrinter) -> None:
     camera = Camera(x1_config(x1c), options=OPTIONS)
     with camera.frames() as one, camera.frames() as two:

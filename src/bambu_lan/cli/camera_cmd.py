@@ -255,6 +255,11 @@ def serve(
     X1/P2S/H2: one RTSPS session whose H.264 video one ffmpeg turns into --fps JPEGs a
     second (ffmpeg must be installed). It is checked at the start, then runs only while
     someone watches, and stops 10 s after the last viewer left.
+
+    \b
+    Examples:
+      bambu-lan camera serve --printer workshop
+      bambu-lan camera serve --printer x1c --fps 10 --http-port 8081
     """
     with json_errors(as_json):
         cfg = _config(conn, camera_port)
