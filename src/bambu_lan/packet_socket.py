@@ -53,19 +53,41 @@ class PacketSocket(ssl.SSLSocket):
             if size and len(buf) >= size:
                 self._buf = buf[size:]
                 return buf if len(buf) == size else buf[:size]
-            try:
-                chunk = ssl.SSLSocket.recv(self, CHUNK)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            chunk = self._read_chunk()
+            if chunk is None:
                 self._buf = buf
                 return None
-            except OSError as exc:
-                self._error = exc
-                self._buf = b""
-                return END
             if not chunk:
                 self._buf = b""
                 return END
-            buf = buf + chunk if buf else chunk
+            if size and len(buf) + len(chunk) < size:
+                # A packet of several TLS records (an X1's full report): gather, join once.
+                parts = [buf, chunk]
+                have = len(buf) + len(chunk)
+                while have < size:
+                    chunk = self._read_chunk()
+                    if chunk is None:
+                        self._buf = b"".join(parts)
+                        return None
+                    if not chunk:
+                        self._buf = b""
+                        return END
+                    parts.append(chunk)
+                    have += len(chunk)
+                buf = b"".join(parts)
+            else:
+                buf = buf + chunk if buf else chunk
+
+    def _read_chunk(self) -> bytes | None:
+        """Up to ``CHUNK`` bytes from TLS; None when it has none now; ``END`` at the end of
+        the stream or on an error (kept for paho)."""
+        try:
+            return ssl.SSLSocket.recv(self, CHUNK)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return None
+        except OSError as exc:
+            self._error = exc
+            return END
 
     def hand_to_paho(self, packet: bytes) -> None:
         """Make ``packet`` (or the end, ``END``) what paho's next ``recv`` calls read."""

@@ -54,6 +54,7 @@ _INFO_WAIT = 3.0  # seconds to wait for the printer's model before checking with
 _BUSY = (JobState.PREPARE, JobState.RUNNING, JobState.PAUSE)
 _STARTED = (JobState.PREPARE, JobState.RUNNING)
 
+_SEE_THE_SCREEN = "see the printer's screen; `bambu-lan status`"
 _REFUSAL_HINTS = {
     0x0500400A: "rename the file with plain letters, digits, '-', '_' and '.'",
     0x05004002: "the printer did not find the file: check it is on the card "
@@ -388,13 +389,12 @@ async def _wait_started(
                 hint="see the printer's screen; when the cause is cleared, `bambu-lan send "
                 "resume`, or `bambu-lan send stop` to drop the job",
             )
-        error = state.print_error.value if state.print_error else 0
-        if job.state is JobState.FAILED and error and error != old_error:
-            text = state.print_error.text if state.print_error else ""
-            hex_code = f"{error >> 16:04X}_{error & 0xFFFF:04X}"
+        error = state.print_error
+        if job.state is JobState.FAILED and error is not None and error.value != old_error:
             raise PrintFailed(
-                f"the printer did not start {file_name}: {text or 'error'} (error {hex_code})",
-                hint=_REFUSAL_HINTS.get(error, "see the printer's screen; `bambu-lan status`"),
+                f"the printer did not start {file_name}: {error.text or 'error'} "
+                f"(error {error.hex})",
+                hint=_REFUSAL_HINTS.get(error.value, _SEE_THE_SCREEN),
             )
         return None
 

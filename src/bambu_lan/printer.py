@@ -658,7 +658,7 @@ class Printer:
     ) -> CommandResult:
         return await self.send(cmd.raw(cls, command, params))
 
-    # -- printing and storage (print_job.py, files.py) --
+    # -- printing and storage (print_job.py, the files package) --
 
     async def print_file(
         self,

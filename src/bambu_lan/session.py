@@ -4,7 +4,8 @@ paho-mqtt does the MQTT; this module drives it from asyncio and adds what the A1
 TLS 1.2 with the identity checked before CONNECT, a CONNACK that may never come (the A1 just
 closes the socket: paho's "code 7"), subscribe only after an accepted CONNACK, a watchdog for a
 printer that goes silent with the socket open, and reconnects with jittered backoff that do not
-hammer a printer refusing our access code.
+hammer a printer refusing our access code. Reports, the bulk of the traffic, skip paho's reader:
+``PacketSocket`` hands them over whole (packet_socket.py); paho reads every other packet.
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ class Link:
         sock = self.client.socket()
         if sock is None:
             raise ConnectError("the connection closed during the handshake")
-        if not isinstance(sock, PacketSocket):  # shared_client_context's sockets are
+        if not isinstance(sock, PacketSocket):  # every socket of shared_client_context is
             raise TypeError(f"expected a PacketSocket, got {type(sock).__name__}")
         self._sock = sock
         client = self.client

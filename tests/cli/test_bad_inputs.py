@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from tests.cli.conftest import Cli, Result
+from tests.processes import dies_with_the_tests
 
 from bambu_lan.sim import SimulatedPrinter
 
@@ -375,7 +376,7 @@ def plain_mosquitto(tmp_path: Path) -> Iterator[int]:
         "log_dest stderr\nlog_type information\n",
         encoding="utf-8",
     )
-    process = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.PIPE)
+    process = subprocess.Popen(dies_with_the_tests([exe, "-c", str(conf)]), stderr=subprocess.PIPE)
     assert process.stderr is not None
     for raw in process.stderr:  # it says when it listens
         if b" running" in raw:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from tests.processes import dies_with_the_tests
 
 from bambu_lan.sim.certs import CertAuthority
 from bambu_lan.sim.profiles import A1
@@ -127,7 +128,7 @@ def mosquitto_printer(workdir: Path) -> Iterator[MosquittoPrinter]:
             ]
         )
     )
-    process = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.PIPE)
+    process = subprocess.Popen(dies_with_the_tests([exe, "-c", str(conf)]), stderr=subprocess.PIPE)
     assert process.stderr is not None
     # mosquitto says when it listens: wait for that line instead of polling the port. Not
     # "Opening ... listen socket": it is logged before the bind (a refused connect under load).

@@ -124,6 +124,7 @@ async def test_reports_arrive_whole_and_in_order_however_tls_cuts_them(
         b'{"print":{"d":4}}',
         b'{"print":{"e":' + b"5" * 200 + b"}}",  # two length bytes
         big,
+        b'{"huge":"' + b"z" * 300_000 + b'"}',  # about twenty records, three length bytes
         b'{"qos":1}',
         b'{"other":"topic"}',
         b'{"last":true}',
@@ -141,13 +142,13 @@ async def test_reports_arrive_whole_and_in_order_however_tls_cuts_them(
         writer.write(packet[:2])
         await writer.drain()
         await asyncio.sleep(0.05)  # the client reads the part alone
-        writer.write(packet[2:] + publish(expected[5]))
+        writer.write(packet[2:] + publish(expected[5]) + publish(expected[6]))
         # QoS 1 goes through paho, which must acknowledge it.
-        writer.write(publish(expected[6], qos=1, packet_id=0x1234))
+        writer.write(publish(expected[7], qos=1, packet_id=0x1234))
         await writer.drain()
         assert await read_packet(reader) == b"\x40\x02\x12\x34"
-        writer.write(publish(expected[7], topic=b"device/other/report"))
-        writer.write(publish(expected[8]))
+        writer.write(publish(expected[8], topic=b"device/other/report"))
+        writer.write(publish(expected[9]))
         await writer.drain()
         # A length of more than four bytes: the client must drop the connection.
         writer.write(b"\x30\xff\xff\xff\xff\x01")

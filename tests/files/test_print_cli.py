@@ -36,6 +36,20 @@ def test_print_text_then_busy(cli: Cli, storage_env: SimulatedPrinter, tmp_path:
     assert again.err.startswith("error: ") and "busy" in again.err and "hint: " in again.err
 
 
+def test_a_pause_at_start_is_one_error_with_the_printers_reason(
+    cli: Cli, sim_thread: SimThread[SimulatedPrinter], storage_env: SimulatedPrinter, tmp_path: Path
+) -> None:
+    sim_thread.call(storage_env.model.pause_next_start)  # the filament does not feed
+    result = cli("print", str(make_3mf(tmp_path / "cube.gcode.3mf")))
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        "error: cube.gcode.3mf paused at its start: Unable to feed filament into the extruder "
+        "(error 0700_8006)",
+        "hint: see the printer's screen; when the cause is cleared, `bambu-lan send resume`, "
+        "or `bambu-lan send stop` to drop the job",
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.processes import dies_with_the_tests
 
 from bambu_lan.sim.certs import CertAuthority
 
@@ -142,7 +143,9 @@ def run_vsftpd(cert_dir: Path, serial: str) -> Iterator[VsftpdPrinter]:
             )
         )
         process = subprocess.Popen(
-            [str(VSFTPD), str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            dies_with_the_tests([str(VSFTPD), str(config)]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             _wait_listening(port, process)

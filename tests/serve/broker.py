@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from tests.processes import dies_with_the_tests
 
 from .support import require_tool
 
@@ -64,7 +65,9 @@ class Mosquitto:
         return f"mqtt://{USER}:{PASSWORD}@127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        process = subprocess.Popen([self.exe, "-c", str(self.conf)], stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            dies_with_the_tests([self.exe, "-c", str(self.conf)]), stderr=subprocess.PIPE
+        )
         assert process.stderr is not None
         for raw in process.stderr:  # mosquitto says when it listens
             line = raw.decode(errors="replace")

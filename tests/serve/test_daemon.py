@@ -227,10 +227,12 @@ async def test_cli_serve_reloads_on_sighup_and_stops_cleanly_on_sigterm(
 
     try:
         await wait_line(f"a ({a.serial}) connected")
+        await wait_line("objects kept out of the garbage collector's way")  # a has its state
         write_config(config, {"a": a, "b": b})
         proc.send_signal(signal.SIGHUP)
         await wait_line("1 added, 0 removed")
         await wait_line(f"b ({b.serial}) connected")
+        await wait_line("objects kept out of the garbage collector's way")  # again: b is in
         config.write_text("not toml [")
         proc.send_signal(signal.SIGHUP)
         line = await wait_line("config reload failed")

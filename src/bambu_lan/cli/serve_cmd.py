@@ -115,7 +115,7 @@ def serve(
             "no printers in the config file",
             hint="add one with [printers.NAME] host/serial/access_code (see `bambu-lan config`)",
         )
-    daemon = Daemon(settings, chosen, config_file=config_file, options=options)
+    daemon = Daemon(settings, chosen, config_file=config_file, options=options, freeze_heap=True)
     try:
         asyncio.run(daemon.run())
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 log = logging.getLogger("bambu_lan.serve")
+
+#: The heap is frozen once every printer has a state, or this many seconds after a (re)start.
+FREEZE_WITHIN = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,7 @@ class Daemon:
         options: dict[str, Any] | None = None,
         sinks: Sequence[Sink] | None = None,
         printer_options: PrinterOptions | None = None,
+        freeze_heap: bool = False,
     ) -> None:
         self.settings = settings
         self.config_file = config_file
@@ -181,6 +186,8 @@ class Daemon:
         self.last_reload_error = ""
         self._stop = asyncio.Event()
         self._reloading: asyncio.Task[bool] | None = None
+        self.freeze_heap = freeze_heap  # the process's own heap: the CLI's serve, not tests
+        self._freezing: asyncio.Task[None] | None = None
 
     # -- lifecycle --
 
@@ -241,6 +248,7 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, handler)
                 installed.append(sig)
+        self._freeze_when_up()
         try:
             if on_ready is not None:
                 on_ready()
@@ -249,8 +257,9 @@ class Daemon:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            if self._reloading is not None:
-                self._reloading.cancel()
+            for task in (self._reloading, self._freezing):
+                if task is not None:
+                    task.cancel()
             await asyncio.shield(self.stop())
         log.info("stopped")
 
@@ -286,6 +295,7 @@ class Daemon:
                 where,
             )
         added, removed = await self.hub.apply(printers)
+        self._freeze_when_up()
         self.reloads += 1
         self.last_reload_error = ""
         log.info(
@@ -296,6 +306,32 @@ class Daemon:
             len(removed),
         )
         return True
+
+    # -- the garbage collector --
+
+    def _freeze_when_up(self) -> None:
+        if self.freeze_heap:
+            if self._freezing is not None:
+                self._freezing.cancel()
+            self._freezing = asyncio.get_running_loop().create_task(self._freeze())
+
+    async def _freeze(self) -> None:
+        """Once the printers are up, what lives as long as serve (sessions, states, the
+        sinks' tables) goes out of the cyclic garbage collector's way (``gc.freeze``): its
+        full collections over 1,000 printers took 140 ms each, holding every report that
+        long. Again after each reload (unfrozen first, so removed printers are collected)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FREEZE_WITHIN
+        # A look once a second: cheaper than a hook on each of 1,000 reports a second.
+        while loop.time() < deadline and not self._all_have_state():  # noqa: ASYNC110
+            await asyncio.sleep(1.0)
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        log.info("%d objects kept out of the garbage collector's way", gc.get_freeze_count())
+
+    def _all_have_state(self) -> bool:
+        return all(p.state is not None for p in self.hub.printers.values())
 
     # -- HTTP --
 

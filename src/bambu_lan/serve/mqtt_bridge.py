@@ -58,8 +58,9 @@ HEARTBEAT_SECONDS = 30.0
 MAX_QUEUED = 50_000
 #: Discovery configs (about 45 per printer) go out this many at a time, each batch once the
 #: broker has acknowledged the last: 45,000 at once for 1,000 printers would sit in paho's
-#: queue as about 150 MB the process never gives back.
-DISCOVERY_BATCH = 500
+#: queue as about 150 MB the process never gives back, and a large batch holds the event
+#: loop (and every printer's report) for its whole length.
+DISCOVERY_BATCH = 100
 
 
 @dataclass(slots=True)
@@ -201,6 +202,7 @@ class MqttBridge(Sink):
             "states_published": self.published_states,
             "events_published": self.published_events,
             "pictures_published": self.published_pictures,
+            "discovery_pending": len(self._discovery_due),
             "other_instances": sorted(self._others),
         }
 

@@ -15,7 +15,7 @@ Where things live (each module one job; imports point down the list):
 
 - ``device.py`` ``SimulatedPrinter`` (one printer: certificates, listener, broker, model,
   fault verbs), ``fleet.py`` ``SimFleet``, ``threaded.py`` ``SimThread``.
-- ``broker.py`` + ``mqtt_wire.py``: the strict MQTT 3.1.1 broker over TLS 1.2 (``certs.py``),
+- ``broker.py`` + ``mqtt_wire/``: the strict MQTT 3.1.1 broker over TLS 1.2 (``certs.py``),
   with the A1's rules and the connection-level faults; ``broker_rules.py`` (the rules, close
   reasons, counters), ``broker_table.py`` (live connections, waiters) and
   ``broker_connection.py`` (one client's TLS and MQTT state machine) are its parts.

@@ -1,40 +1,8 @@
-"""The printer's storage over FTPS (protocol.md §8): list, upload, download, delete, make folder.
-
-::
-
-    async with Storage.from_config(cfg) as storage:
-        for entry in await storage.entries("/timelapse"):
-            print(entry.path, entry.size)
-        await storage.upload("part.gcode.3mf", "/part.gcode.3mf", progress=show)
-
-``SyncStorage`` is the blocking twin for scripts; ``Storage`` runs it on a thread of its own.
-
-The printers' FTPS service is picky, and this module does what it needs:
-
-* implicit TLS from the first byte on port 990, TLS 1.2, and the same trust as MQTT: the
-  identity check runs inside the TLS handshake (``trust.client_context``), so a printer we do
-  not trust never receives ``USER``/``PASS``;
-* ``PBSZ 0``, ``PROT P``, binary, passive; every data connection resumes the control
-  connection's TLS session (vsftpd-style servers answer ``522`` otherwise);
-* after a transfer, our close_notify goes out but we never wait for the printer's (it never
-  answers it; waiting hangs, not sending it gives ``426`` on vsftpd);
-  (``bambu_lan.ftps_client`` holds that FTP layer and the error mapping);
-* uploads and downloads stream through one fixed buffer (constant memory) with progress
-  callbacks; a failed upload removes its partial file, a failed download leaves no local file.
-
-Why the standard library's ftplib and not an asyncio FTP library: asyncio's TLS transport
-cannot resume a TLS session on a new connection (``loop.create_connection`` takes no
-``session``). Measured: aioftp 0.28.3 against vsftpd set up like a printer logs in, then hangs
-on the first data connection (it starts a fresh TLS handshake before sending ``STOR``, which
-vsftpd answers only after the command, and would refuse anyway: ``522``). ftplib with
-``wrap_socket(session=...)`` does it in a few lines, and blocking sockets on a worker thread
-upload 50 MB on loopback faster than curl (docs/benchmarks.md, section 6).
-"""
+"""``SyncStorage``: the printer's storage over FTPS, blocking (the package's docstring
+says what the printers need, and why ftplib)."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import ftplib
 import logging
@@ -48,7 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, Self
 
 from bambu_lan.config import PrinterConfig
 from bambu_lan.errors import (
@@ -70,16 +38,11 @@ from bambu_lan.trust import HandshakeCheck, client_context
 
 log = logging.getLogger("bambu_lan.files")
 
-T = TypeVar("T")
-
 #: ``progress(done_bytes, total_bytes_or_None)``, called after every block.
 Progress = Callable[[int, int | None], None]
 
 BLOCK_SIZE = 256 * 1024  # one buffer per transfer, reused: memory stays flat for any file size
 DEFAULT_TIMEOUT = 30.0
-
-
-# --- the blocking client -------------------------------------------------------------------
 
 
 class SyncStorage:
@@ -512,127 +475,3 @@ def _file_size(handle: IO[bytes]) -> int | None:
         return os.fstat(handle.fileno()).st_size - handle.tell()
     except (OSError, AttributeError, ValueError):
         return None
-
-
-# --- the asyncio twin ----------------------------------------------------------------------
-
-
-class Storage:
-    """The printer's storage over FTPS for asyncio: every call of ``SyncStorage`` as a
-    coroutine, run in order on a thread of this object's own. Progress callbacks run on the
-    event loop. Cancelling a transfer aborts it at the next block (and cleans up)."""
-
-    def __init__(
-        self,
-        cfg: PrinterConfig,
-        *,
-        port: int | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        block_size: int = BLOCK_SIZE,
-    ) -> None:
-        self.sync = SyncStorage(cfg, port=port, timeout=timeout, block_size=block_size)
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bambu-lan-ftps")
-
-    @classmethod
-    def from_config(cls, cfg: PrinterConfig, **kwargs: Any) -> Storage:
-        return cls(cfg, **kwargs)
-
-    def __repr__(self) -> str:
-        return repr(self.sync).replace("SyncStorage", "Storage", 1)
-
-    @property
-    def check(self) -> HandshakeCheck | None:
-        """The identity check of the current connection (what certificate was seen)."""
-        return self.sync.check
-
-    async def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, lambda: func(*args, **kwargs))
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            self.sync.abort()
-            with contextlib.suppress(BambuError, OSError):
-                await future  # let the worker clean up (partial upload removed) first
-            raise
-
-    def _on_loop(self, progress: Progress | None) -> Progress | None:
-        if progress is None:
-            return None
-        loop = asyncio.get_running_loop()
-
-        def on_loop(done: int, total: int | None) -> None:
-            loop.call_soon_threadsafe(progress, done, total)
-
-        return on_loop
-
-    async def connect(self) -> None:
-        await self._run(self.sync.connect)
-
-    async def close(self) -> None:
-        await self._run(self.sync.close)
-        self._pool.shutdown(wait=False)
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self.connect()
-        except BaseException:
-            self._pool.shutdown(wait=False)
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def entries(self, folder: str = "/") -> list[RemoteEntry]:
-        return await self._run(self.sync.entries, folder)
-
-    async def names(self, folder: str = "/") -> list[str]:
-        return await self._run(self.sync.names, folder)
-
-    async def size(self, path: str) -> int | None:
-        return await self._run(self.sync.size, path)
-
-    async def exists(self, path: str) -> bool:
-        return await self._run(self.sync.exists, path)
-
-    async def is_dir(self, path: str) -> bool:
-        return await self._run(self.sync.is_dir, path)
-
-    async def delete(self, path: str) -> None:
-        await self._run(self.sync.delete, path)
-
-    async def mkdir(self, path: str) -> str:
-        return await self._run(self.sync.mkdir, path)
-
-    async def rmdir(self, path: str) -> None:
-        await self._run(self.sync.rmdir, path)
-
-    async def free_space(self) -> int | None:
-        return await self._run(self.sync.free_space)
-
-    async def upload(
-        self,
-        local: str | os.PathLike[str] | IO[bytes],
-        remote: str,
-        *,
-        progress: Progress | None = None,
-    ) -> int:
-        return await self._run(self.sync.upload, local, remote, progress=self._on_loop(progress))
-
-    async def download(
-        self,
-        remote: str,
-        local: str | os.PathLike[str] | IO[bytes],
-        *,
-        progress: Progress | None = None,
-    ) -> int:
-        return await self._run(self.sync.download, remote, local, progress=self._on_loop(progress))
-
-
-__all__ = ["Progress", "RemoteEntry", "Storage", "SyncStorage"]
