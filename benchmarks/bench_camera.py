@@ -448,7 +448,7 @@ def run(ctx: Context) -> dict[str, Any]:
             f"camera: `camera serve`, {VIEWERS} viewers, 10 frames/s, {FAST_SERVE_SECONDS:g} s"
         )
         data["serve_fast"] = measure_serve(ctx, 0.1, FAST_SERVE_SECONDS, "camera-serve-fast")
-    x1_seconds = 4.0 if ctx.quick else FAST_SERVE_SECONDS
+    x1_seconds = 2.0 if ctx.quick else FAST_SERVE_SECONDS
     progress(
         f"camera: X1C `camera serve`, {X1_VIEWERS} viewers, H.264 at 10 frames/s into "
         f"ffmpeg, 5 JPEGs/s out, {x1_seconds:g} s"
