@@ -157,6 +157,12 @@ class CameraOptions:
     # A1/P1, 10 s on X1/P2S/H2, whose start costs an RTSP session and an ffmpeg).
     idle_linger: float | None = None
 
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ValueError(f"fps must be above 0, not {self.fps}")
+        if not 2 <= self.jpeg_quality <= 31:
+            raise ValueError(f"jpeg_quality must be 2 to 31, not {self.jpeg_quality}")
+
 
 # --- the one upstream connection per printer ------------------------------------------------
 
@@ -549,6 +555,10 @@ class Camera:
 
     async def snapshot(self, *, timeout: float | None = None, max_age: float = 2.0) -> CameraFrame:
         """The newest frame if it is at most ``max_age`` seconds old, else the next one.
+
+        X1/P2S/H2: from the shared stream while one is open (``frames()`` consumers, or
+        ``camera serve``); otherwise one RTSP session of its own and ffmpeg decoding one
+        picture, closed at once.
 
         Raises the failure that keeps frames from coming (see ``frames()``), or
         ``CameraTimeout``.

@@ -127,6 +127,13 @@ class JpegSplitter:
     def _scan(self) -> int | None:
         """The end of the first whole picture in the buffer, or None (the position reached
         is kept for the next call)."""
+        while True:
+            end = self._scan_from_start()
+            if end != -1:
+                return end
+
+    def _scan_from_start(self) -> int | None:
+        """As ``_scan``; -1: what looked like a picture was not one (skipped): again."""
         buf = self._buf
         if self._pos == 0:
             start = buf.find(b"\xff\xd8")
@@ -153,9 +160,9 @@ class JpegSplitter:
                 return None
             if buf[pos] != 0xFF:  # not a JPEG after all: look for the next start
                 del buf[:pos]
-                self._pos = 0
+                self._pos, self._in_scan = 0, False
                 self.dropped += 1
-                return self._scan()
+                return -1
             code = buf[pos + 1]
             if code == 0xD9:
                 return pos + 2

@@ -27,6 +27,7 @@ from tests.camera.support import (
 
 from bambu_lan.camera import (
     Camera,
+    CameraError,
     CameraEventKind,
     CameraFrame,
     CameraOptions,
@@ -202,6 +203,23 @@ async def test_without_ffmpeg_frames_say_what_to_install(
     assert open_streams() == 0
 
 
+async def test_an_ffmpeg_that_cannot_decode_is_said_at_start(
+    x1c: SimulatedPrinter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ffmpeg stops before a single picture: `camera serve` does not start, and says why
+    (ffmpeg's last line, terminal-safe)."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\nprintf 'pipe:0: Invalid data found\\033[31m\\n' >&2\nexit 1\n")
+    fake.chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", str(tmp_path))  # the simulator found the real one already
+    srv = MjpegServer(Camera(x1_config(x1c), options=OPTIONS), port=0)
+    with pytest.raises(CameraError, match="ffmpeg could not decode") as caught:
+        await srv.start()
+    await srv.close()
+    assert "Invalid data found" in str(caught.value) and "\033" not in str(caught.value)
+    assert open_streams() == 0
+
+
 async def test_the_transcoder_gets_neither_the_address_nor_the_code(
     x1c: SimulatedPrinter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,3 +288,13 @@ def test_splitter_resyncs_after_a_broken_segment() -> None:
     good = jpeg(b"\x05")
     assert splitter.feed(b"\xff\xd8\x00\x00\x00" + good) == [good]
     assert splitter.dropped == 1
+    # Many false starts in one read: skipped one after another (no recursion per start).
+    assert splitter.feed(b"\xff\xd8\x00" * 100_000 + good) == [good]
+    assert splitter.dropped == 100_001
+
+
+def test_options_refuse_what_ffmpeg_would_refuse() -> None:
+    with pytest.raises(ValueError, match="fps"):
+        CameraOptions(fps=0)
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        CameraOptions(jpeg_quality=1)
