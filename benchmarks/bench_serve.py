@@ -451,14 +451,16 @@ def section(data: dict[str, Any] | None) -> list[str]:
         return [*out, f"Not measured: {(data or {}).get('error', 'not run')}", ""]
     out += [
         "`bambu-lan serve` with the MQTT bridge, `/metrics`, the web page and the SQLite "
-        f"history, watching N simulated A1s ({data['printing_share']:.0%} printing, reporting "
-        "every second) into one mosquitto; simulator, broker and serve each in a process of "
-        "their own (see `bench_serve.py`). Each run starts all three afresh and measures a "
-        "30 s window once every printer is online. Lag: broker arrival of a state message "
-        "minus the send time of the newest report of that printer before it (p50 and p99 of "
-        "all messages in the window). CPU: serve's user + system time over the window. "
-        "Memory: serve's largest RSS in the window. Scrape: the median of 20 `/metrics` "
-        "requests. Figures are min / median / max over the runs.",
+        f"history, watching N simulated A1s ({data['printing_share']:.0%} printing, "
+        "reporting every second) into "
+        "one mosquitto; simulator, broker and serve each in a process of their own (see "
+        "`bench_serve.py`). Each run starts all three afresh and measures a 30 s window once "
+        "every printer is online and its Home Assistant discovery configs are sent (the "
+        "steady state). Camera pictures: the simulated fleet has none. Lag: broker arrival of"
+        " a state message minus the send time of the newest report of that printer before it "
+        "(p50 and p99 of all messages in the window). CPU: serve's user + system time over "
+        "the window. Memory: serve's largest RSS in the window. Scrape: the median of 20 "
+        "`/metrics` requests. Figures are min / median / max over the runs.",
         "",
         "| printers | runs (failed) | lag p50 | lag p99 | state msg/printer/s | all msg/s "
         "| serve CPU | RSS | `/metrics` scrape |",

@@ -1162,6 +1162,30 @@ def camera_section(data: dict[str, Any] | None) -> list[str]:
             ),
             "",
         ]
+    x1 = data.get("serve_x1c")
+    if x1:
+        rss = x1["rss_mb"]
+        out += [
+            f"X1C `camera serve`: a simulated X1C streaming 1280×720 H.264 over RTSPS at "
+            f"{x1['frames_per_second']:g} frames a second, {x1['viewers']} viewers for "
+            f"{x1['seconds']:.0f} s; one RTSPS session and one ffmpeg (decoding the video and "
+            "making 5 JPEGs a second) for all of them. CPU of the server process and of its "
+            "ffmpeg apart; no budget (a real X1C sends 1080p at up to 30 frames a second: "
+            "more to decode).",
+            "",
+        ]
+        out += table(
+            ["upstream", "server CPU", "ffmpeg CPU", "RSS MB first / max", "frames per viewer"],
+            [
+                [
+                    str(x1["upstream_connections"]),
+                    f"{x1['cpu_percent_of_a_core']:.2f} %",
+                    f"{x1['children_cpu_percent_of_a_core']:.2f} %",
+                    f"{rss['first']:.2f} / {rss['max']:.2f}",
+                    f"{x1['frames_per_viewer']['min']:.0f}-{x1['frames_per_viewer']['max']:.0f}",
+                ]
+            ],
+        )
     return out
 
 

@@ -8,8 +8,8 @@
     mqtt_ca_file = "/etc/ssl/broker-ca.pem"        # for mqtts:// with a private CA
     mqtt_prefix = "bambu-lan"            # state topics: bambu-lan/<serial>/...
     discovery_prefix = "homeassistant"   # Home Assistant's MQTT discovery prefix
-    mqtt_camera_interval = 60            # seconds between camera pictures to Home Assistant
-                                         # (printers with a camera); 0: none
+    mqtt_camera_interval = 60            # seconds between a printer's camera pictures to Home
+                                         # Assistant (at most 2 a second for the farm); 0: none
     metrics_port = 9851                  # Prometheus /metrics (and /healthz)
     http_port = 8080                     # health endpoint and the web page
     web_token = "a-long-random-string"   # log in to the web page with it to use its controls
