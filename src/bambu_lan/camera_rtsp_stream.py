@@ -196,6 +196,7 @@ class RtspsCameraStream(CameraStream):
         self._synced = False  # the current ffmpeg had its key picture
         self._session_frames = 0
         self._last_frame = 0.0
+        self._failures_in_row = 0  # ffmpegs that stopped without a picture since the last
 
     @property
     def label(self) -> str:
@@ -363,7 +364,6 @@ class RtspsCameraStream(CameraStream):
 
     async def _transcode(self) -> None:
         """Run ffmpeg, publish its JPEGs, restart it with backoff when it stops."""
-        failures = 0
         while True:
             produced, reason = await self._run_decoder()
             if self.stats.frames == 0:  # never a picture: a decoder that cannot work here
@@ -372,7 +372,8 @@ class RtspsCameraStream(CameraStream):
                     hint="the printer's video may be damaged; try again, or open "
                     "`bambu-lan camera url` in VLC",
                 )
-            failures = 1 if produced else failures + 1
+            # The run of failures goes on across sessions until an ffmpeg gives a picture.
+            failures = self._failures_in_row = 1 if produced else self._failures_in_row + 1
             first, longest = _DECODER_BACKOFF
             delay = min(first * 2 ** (failures - 1), longest) * random.uniform(0.8, 1.2)
             self.stats.decoder_failures += 1

@@ -5,7 +5,9 @@ from libx264) and the real ffmpeg, over real sockets."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import shutil
 import signal
 import stat
 from collections.abc import AsyncIterator
@@ -145,6 +147,38 @@ async def test_a_killed_ffmpeg_is_restarted_on_the_same_session(x1c: SimulatedPr
         assert stream.stats.decoder_starts == 2 and stream.stats.decoder_failures == 1
         assert server(x1c).stats.plays == 1  # the RTSPS session stayed
     await eventually(lambda: server(x1c).viewers == 0)
+
+
+async def test_an_ffmpeg_that_keeps_failing_is_logged_once(
+    x1c: SimulatedPrinter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first ffmpeg works and is killed; every later one fails at once: restarted with
+    a growing wait (0.5, 1, 2 s…), one warning for the whole run of failures."""
+    real = require_tool("ffmpeg")
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if {shutil.which("mkdir")} "{tmp_path}/ran" 2>/dev/null; then exec "{real}" "$@"; fi\n'
+        "echo 'broken' >&2\nexit 1\n"
+    )
+    fake.chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    options = CameraOptions(silence_timeout=2.0, connect_timeout=5.0, backoff_initial=0.05)
+    camera = Camera(x1_config(x1c), options=options)
+    with caplog.at_level(logging.DEBUG, "bambu_lan.camera"), camera.frames() as frames:
+        await take(frames, 1)
+        stream = frames.stream
+        assert isinstance(stream, RtspsCameraStream) and stream.decoder_pid is not None
+        os.kill(stream.decoder_pid, signal.SIGKILL)
+        # Through a silence (2 s): the session is reconnected, the run of failures goes on.
+        await eventually(lambda: stream.stats.decoder_failures >= 4, timeout=15)
+        assert stream.stats.silences >= 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "broken" not in warnings[0].getMessage()  # the kill's
+    assert any("broken" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
 
 
 async def test_a_dropped_session_reconnects(x1c: SimulatedPrinter) -> None:
