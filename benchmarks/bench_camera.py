@@ -21,6 +21,11 @@ which each frame was written to every viewer (the clock all processes on Linux s
   reported as first / last / max and the slope of a least-squares line through the samples
   (MB per hour), with one sample a minute kept in the JSON. A second, shorter round runs
   the camera at 10 frames a second to show the headroom.
+* serve_x1c: the same with a simulated X1C (H.264 over RTSPS at 10 frames a second, 1280×720)
+  and 5 viewers for 30 s: one RTSPS session, one ffmpeg decoding it and making 5 JPEGs a
+  second. The server process's CPU and its ffmpeg's (its children, from /proc) are given
+  apart. Measured, no budget (a real X1C sends 1080p at up to 30 frames a second: more to
+  decode).
 
 Also: ``python benchmarks/bench_camera.py sim|raw|lib ...`` are the child processes.
 """
@@ -46,6 +51,7 @@ from common import BAMBU_LAN, OUR_PYTHON, Context, LineProcess, progress, runnin
 SERVE_SECONDS = 600.0
 FAST_SERVE_SECONDS = 30.0
 VIEWERS = 20
+X1_VIEWERS = 5
 BUDGET_ADDED_MS = 2.0
 BUDGET_CPU_PERCENT = 5.0
 THIS = Path(__file__).resolve()
@@ -83,6 +89,7 @@ async def _sim_main(cert_dir: str, interval: float, model: str = "a1") -> None:
                             "logins_received": getattr(stats, "logins_received", None),
                             "viewers": camera.viewers,
                             "frames_sent": getattr(stats, "frames_sent", None),
+                            "plays": getattr(stats, "plays", None),  # RTSPS sessions
                         }
                     ),
                     flush=True,
@@ -264,6 +271,24 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def _children_cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid``'s children: those it waited for and those running now (its
+    ffmpeg, for an X1C)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = (int(fields[13]) + int(fields[14])) / ticks
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            child = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(child[1]) == pid:
+            total += (int(child[11]) + int(child[12])) / ticks
+    return total
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -299,9 +324,17 @@ class _Viewer(threading.Thread):
             self.error = str(exc)
 
 
-def measure_serve(ctx: Context, interval: float, seconds: float, name: str) -> dict[str, Any]:
+def measure_serve(
+    ctx: Context,
+    interval: float,
+    seconds: float,
+    name: str,
+    *,
+    model: str = "a1",
+    viewer_count: int = VIEWERS,
+) -> dict[str, Any]:
     sample_every = 1.0 if ctx.quick else 5.0
-    sim, info = _sim(ctx, interval, f"{name}-sim")
+    sim, info = _sim(ctx, interval, f"{name}-sim", model)
     with running(sim):
         serve = LineProcess(
             [
@@ -313,6 +346,8 @@ def measure_serve(ctx: Context, interval: float, seconds: float, name: str) -> d
                 "--json",
                 "--host",
                 info["host"],
+                "--port",
+                str(info["port"]),
                 "--serial",
                 info["serial"],
                 "--access-code",
@@ -328,7 +363,7 @@ def measure_serve(ctx: Context, interval: float, seconds: float, name: str) -> d
         with running(serve):
             started = serve.next(60.0)
             host, port = "127.0.0.1", int(started["url"].rsplit(":", 1)[1])
-            viewers = [_Viewer(host, port) for _ in range(VIEWERS)]
+            viewers = [_Viewer(host, port) for _ in range(viewer_count)]
             for viewer in viewers:
                 viewer.start()
             time.sleep(max(2.0, 2 * interval))  # every viewer connected and fed
@@ -336,6 +371,7 @@ def measure_serve(ctx: Context, interval: float, seconds: float, name: str) -> d
             rss: list[float] = []
             at: list[float] = []  # seconds since t0 of each sample
             t0, cpu0 = time.monotonic(), _cpu_seconds(pid)
+            children0 = _children_cpu_seconds(pid)
             deadline = t0 + seconds
             next_report = t0 + 60.0
             while time.monotonic() < deadline:
@@ -346,6 +382,7 @@ def measure_serve(ctx: Context, interval: float, seconds: float, name: str) -> d
                     progress(f"  {at[-1] / 60:.0f} min: RSS {rss[-1]:.2f} MB")
                 time.sleep(min(sample_every, max(0.0, deadline - time.monotonic())))
             wall, cpu = time.monotonic() - t0, _cpu_seconds(pid) - cpu0
+            children_cpu = _children_cpu_seconds(pid) - children0
             rss.append(_rss_mb(pid))
             at.append(wall)
             _drain(sim)
@@ -356,17 +393,20 @@ def measure_serve(ctx: Context, interval: float, seconds: float, name: str) -> d
             serve.proc.send_signal(signal.SIGINT)  # Ctrl-C: what stops it cleanly
         parts = [v.parts for v in viewers]
         errors = [v.error for v in viewers if v.error]
+    stats = stats or {}
     return {
+        "model": model,
         "frames_per_second": round(1 / interval, 2),
         "seconds": round(wall, 1),
-        "viewers": VIEWERS,
+        "viewers": viewer_count,
         "cpu_percent_of_a_core": 100 * cpu / wall,
+        "children_cpu_percent_of_a_core": 100 * children_cpu / wall,
         "rss_mb": {"first": rss[0], "last": rss[-1], **summary(rss)},
         "rss_growth_mb": rss[-1] - rss[0],
         "rss_sample_every_s": sample_every,
         "rss_slope_mb_per_hour": _slope_per_hour(at, rss),
         "rss_per_minute": _per_minute(at, rss),
-        "upstream_connections": (stats or {}).get("logins_received"),
+        "upstream_connections": stats.get("logins_received") or stats.get("plays"),
         "frames_per_viewer": summary([float(p) for p in parts]),
         "viewer_errors": errors[:3],
     }
@@ -408,6 +448,19 @@ def run(ctx: Context) -> dict[str, Any]:
             f"camera: `camera serve`, {VIEWERS} viewers, 10 frames/s, {FAST_SERVE_SECONDS:g} s"
         )
         data["serve_fast"] = measure_serve(ctx, 0.1, FAST_SERVE_SECONDS, "camera-serve-fast")
+    x1_seconds = 2.0 if ctx.quick else FAST_SERVE_SECONDS
+    progress(
+        f"camera: X1C `camera serve`, {X1_VIEWERS} viewers, H.264 at 10 frames/s into "
+        f"ffmpeg, 5 JPEGs/s out, {x1_seconds:g} s"
+    )
+    data["serve_x1c"] = measure_serve(
+        ctx, 0.1, x1_seconds, "camera-serve-x1c", model="x1c", viewer_count=X1_VIEWERS
+    )
+    x1 = data["serve_x1c"]
+    progress(
+        f"  server {x1['cpu_percent_of_a_core']:.2f} % + ffmpeg "
+        f"{x1['children_cpu_percent_of_a_core']:.2f} % of a core"
+    )
     data["budget_added_ms"] = BUDGET_ADDED_MS
     data["budget_cpu_percent"] = BUDGET_CPU_PERCENT
     return data

@@ -474,18 +474,19 @@ def farm_verdict(data: dict[str, Any] | None) -> Verdict:
     )
     analysis = []
     if not passed:
+        largest = data["libraries"]["bambu-lan"].get(str(data["sizes"][-1]), {})
         top = ", ".join(
-            f"`{r['function']}` {r['own_share']:.0%}" for r in row.get("profile", [])[:6]
+            f"`{r['function']}` {r['own_share']:.0%}" for r in largest.get("profile", [])[:6]
         )
         memory = data.get("memory_profile") or {}
         where = ""
-        if "by_file" in memory:
+        if "by_file" in memory and row.get("kb_per_printer"):
             files = ", ".join(
                 f"`{r['file']}` {r['bytes_per_printer'] / 1024:.1f} KB"
                 for r in memory["by_file"][:4]
             )
             where = (
-                f" Per printer: {memory['kb_per_printer']:.0f} KB of RSS, "
+                f" Per printer: {row['kb_per_printer']:.0f} KB of RSS, "
                 f"{memory['traced_kb_per_printer']:.0f} KB of it Python objects (largest: "
                 f"{files}); the rest is outside Python (OpenSSL's per-connection state, "
                 f"allocator overhead). RSS before the first printer: "
@@ -636,11 +637,14 @@ def farm_memory(data: dict[str, Any]) -> list[str]:
         return [f"Memory by file: not measured ({profile['error']})", ""] if profile else []
     n = profile["n"]
     traced = profile["traced_kb_per_printer"]
-    rss = profile["kb_per_printer"]
+    # RSS from the run without tracing: tracemalloc's own records inflate the traced run's.
+    rss = data["libraries"].get("bambu-lan", {}).get(str(n), {}).get("kb_per_printer")
+    if rss is None:
+        return []
     out = [
-        f"What each of {n:,} printers costs in memory: {rss:.0f} KB of RSS (RSS with the farm "
-        f"up minus RSS before it, over N, in a run with tracemalloc on), of which "
-        f"{traced:.0f} KB are live Python allocations (tracemalloc, by the file that made "
+        f"What each of {n:,} printers costs in memory: {rss:.0f} KB of RSS (the run above: "
+        f"RSS with the farm up minus RSS before it, over N), of which {traced:.0f} KB are "
+        f"live Python allocations (a second run with tracemalloc on, by the file that made "
         f"them) and about {rss - traced:.0f} KB are outside Python's view: OpenSSL's state "
         f"for each TLS connection, the connect threads' C stacks and heaps, and allocator "
         f"overhead.",
@@ -1158,6 +1162,30 @@ def camera_section(data: dict[str, Any] | None) -> list[str]:
             ),
             "",
         ]
+    x1 = data.get("serve_x1c")
+    if x1:
+        rss = x1["rss_mb"]
+        out += [
+            f"X1C `camera serve`: a simulated X1C streaming 1280×720 H.264 over RTSPS at "
+            f"{x1['frames_per_second']:g} frames a second, {x1['viewers']} viewers for "
+            f"{x1['seconds']:.0f} s; one RTSPS session and one ffmpeg (decoding the video and "
+            "making 5 JPEGs a second) for all of them. CPU of the server process and of its "
+            "ffmpeg apart; no budget (a real X1C sends 1080p at up to 30 frames a second: "
+            "more to decode).",
+            "",
+        ]
+        out += table(
+            ["upstream", "server CPU", "ffmpeg CPU", "RSS MB first / max", "frames per viewer"],
+            [
+                [
+                    str(x1["upstream_connections"]),
+                    f"{x1['cpu_percent_of_a_core']:.2f} %",
+                    f"{x1['children_cpu_percent_of_a_core']:.2f} %",
+                    f"{rss['first']:.2f} / {rss['max']:.2f}",
+                    f"{x1['frames_per_viewer']['min']:.0f}-{x1['frames_per_viewer']['max']:.0f}",
+                ]
+            ],
+        )
     return out
 
 

@@ -1,4 +1,4 @@
-"""The printer's camera: JPEG frames from an A1/P1 (port 6000), the RTSPS address of the others.
+"""The printer's camera: JPEG frames from an A1/P1 (port 6000) and from X1/P2S/H2 (RTSPS).
 
 ::
 
@@ -12,6 +12,8 @@ Every consumer of one printer's camera in this process shares one upstream conne
 consumer and closes with the last. It uses the same trust as MQTT, checked before the
 access code is written; it reconnects with backoff after a drop and after a stream that
 stays silent for ``silence_timeout`` seconds. What happens is told as ``CameraEvent``s.
+X1, P2S and H2 printers send H.264 over RTSPS instead: ``camera_rtsp_stream`` turns it into
+the same frames through one ffmpeg (needs ffmpeg installed).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class CameraEventKind(enum.StrEnum):
     TRUNCATED = "camera_truncated"  # the connection ended in the middle of a frame
     AUTH_FAILED = "camera_auth_failed"  # the access code was refused
     FAILED = "camera_failed"  # gave up for good (the printer's identity is wrong)
+    DECODER_FAILED = "camera_decoder_failed"  # X1/P2S/H2: ffmpeg stopped; restarting it
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,8 @@ class CameraStats:
     silences: int = 0
     auth_failures: int = 0
     bytes: int = 0
+    decoder_starts: int = 0  # X1/P2S/H2: ffmpeg processes started
+    decoder_failures: int = 0  # X1/P2S/H2: ffmpeg processes that stopped on their own
 
     def to_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -145,6 +150,18 @@ class CameraOptions:
     backoff_max: float = 30.0
     auth_retry: float = 60.0  # a refused code is retried this slowly (it may be re-typed)
     queue_size: int = 3  # frames kept per slow consumer; the oldest are dropped beyond
+    # X1/P2S/H2 only (their H.264 is turned into JPEGs by ffmpeg):
+    fps: float = 5.0  # JPEGs per second at most
+    jpeg_quality: int = 5  # ffmpeg's -q:v: 2 (best, largest) to 31 (smallest)
+    # Seconds the shared connection stays open after its last consumer left (None: 0 on
+    # A1/P1, 10 s on X1/P2S/H2, whose start costs an RTSP session and an ffmpeg).
+    idle_linger: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ValueError(f"fps must be above 0, not {self.fps}")
+        if not 2 <= self.jpeg_quality <= 31:
+            raise ValueError(f"jpeg_quality must be 2 to 31, not {self.jpeg_quality}")
 
 
 # --- the one upstream connection per printer ------------------------------------------------
@@ -219,6 +236,14 @@ class CameraStream:
         if self.users == 0 and not self.closed:
             self.close()
 
+    def release(self) -> None:
+        """Close at once if no consumer is left (without waiting for any linger)."""
+        self._on_loop(self._release, None)
+
+    def _release(self, _: object) -> None:
+        if self.users == 0 and not self.closed:
+            self.close()
+
     def close(self) -> None:
         self.closed = True
         _forget(self)
@@ -250,6 +275,7 @@ class CameraStream:
     async def _run(self) -> None:
         backoff = self.options.backoff_initial
         while not self.closed:
+            frames_before = self.stats.frames
             try:
                 await self._stream_once()
                 error: BambuError | None = None
@@ -266,7 +292,7 @@ class CameraStream:
             self.error = error
             if not self.first_outcome.done():
                 self.first_outcome.set_result(error)
-            if self.stats.frames and isinstance(error, CameraError):
+            if self.stats.frames > frames_before and isinstance(error, CameraError):
                 backoff = self.options.backoff_initial  # it worked until now: retry soon
             delay = self.options.auth_retry if isinstance(error, AuthError) else backoff
             backoff = min(backoff * 2, self.options.backoff_max)
@@ -409,7 +435,12 @@ def _forget(stream: CameraStream) -> None:
             del _STREAMS[key]
 
 
-def _acquire(cfg: PrinterConfig, port: int, options: CameraOptions) -> CameraStream:
+def _acquire(
+    cfg: PrinterConfig,
+    port: int,
+    options: CameraOptions,
+    factory: Callable[[PrinterConfig, int, CameraOptions], CameraStream] = CameraStream,
+) -> CameraStream:
     key = (cfg.host, port, cfg.serial)
     with _STREAMS_LOCK:
         stream = _STREAMS.get(key)
@@ -421,7 +452,7 @@ def _acquire(cfg: PrinterConfig, port: int, options: CameraOptions) -> CameraStr
                 "different access code"
             )
         if stream is None:
-            stream = CameraStream(cfg, port, options)
+            stream = factory(cfg, port, options)
             _STREAMS[key] = stream
     if stream.loop is asyncio.get_running_loop():
         stream.start()
@@ -430,10 +461,19 @@ def _acquire(cfg: PrinterConfig, port: int, options: CameraOptions) -> CameraStr
     return stream
 
 
+def shared_stream(cfg: PrinterConfig, port: int) -> CameraStream | None:
+    """The open shared stream of this camera in this process, if any."""
+    with _STREAMS_LOCK:
+        stream = _STREAMS.get((cfg.host, port, cfg.serial))
+    if stream is None or stream.closed or stream.loop.is_closed():
+        return None
+    return stream
+
+
 def open_streams() -> int:
     """How many upstream camera connections this process holds (for tests and metrics)."""
     with _STREAMS_LOCK:
-        return len(_STREAMS)
+        return sum(not s.closed and not s.loop.is_closed() for s in _STREAMS.values())
 
 
 # --- the public handle ------------------------------------------------------------------------
@@ -464,16 +504,12 @@ class Camera:
         c = self.config
         return f"Camera(host={c.host!r}, serial={c.serial!r}, port={self.port}, kind={self.kind})"
 
-    def _check_jpeg(self) -> None:
-        if self.kind == "rtsps":
-            raise CameraUnavailable(
-                f"{self.config.label} streams H.264 over RTSPS (port {RTSPS_PORT}), not JPEGs",
-                hint="`bambu-lan camera url` prints the address for VLC or ffmpeg; "
-                "`bambu-lan camera snapshot` takes a picture through ffmpeg",
-            )
-
     def _stream(self) -> CameraStream:
-        self._check_jpeg()
+        if self.kind == "rtsps":
+            from bambu_lan.camera_rtsp_stream import RtspsCameraStream, require_ffmpeg
+
+            require_ffmpeg()  # at once, with what to install: not on every reconnect
+            return _acquire(self.config, self.port, self.options, RtspsCameraStream)
         return _acquire(self.config, self.port, self.options)
 
     async def wait_until_streaming(
@@ -504,6 +540,9 @@ class Camera:
         (``CameraAuthError``, ``TrustError``, ``CameraUnavailable``…); after that, drops and
         silences are reconnected and told in ``events()``. A slow reader gets the newest
         frames (``options.queue_size`` of them are kept).
+
+        X1/P2S/H2: JPEGs ffmpeg makes of the RTSPS video, at most ``options.fps`` a second;
+        ``CameraUnavailable`` at once when ffmpeg is not installed.
         """
         stream = self._stream()
         return Subscription(stream, stream.subscribe_frames(), self.wait_until_streaming)
@@ -517,10 +556,15 @@ class Camera:
     async def snapshot(self, *, timeout: float | None = None, max_age: float = 2.0) -> CameraFrame:
         """The newest frame if it is at most ``max_age`` seconds old, else the next one.
 
+        X1/P2S/H2: from the shared stream while one is open (``frames()`` consumers, or
+        ``camera serve``); otherwise one RTSP session of its own and ffmpeg decoding one
+        picture, closed at once.
+
         Raises the failure that keeps frames from coming (see ``frames()``), or
         ``CameraTimeout``.
         """
-        if self.kind == "rtsps":
+        if self.kind == "rtsps" and shared_stream(self.config, self.port) is None:
+            # Nobody streams: one RTSP session for one picture, without a lasting ffmpeg.
             from bambu_lan.camera_rtsp import rtsps_snapshot
 
             return await rtsps_snapshot(self.config, self.port, timeout=timeout or 20.0)

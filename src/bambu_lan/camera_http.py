@@ -17,7 +17,13 @@ import html
 import logging
 from dataclasses import dataclass
 
-from bambu_lan.camera import Camera, CameraFrame, FrameSubscription
+from bambu_lan.camera import (
+    Camera,
+    CameraFrame,
+    EventSubscription,
+    FrameSubscription,
+    shared_stream,
+)
 from bambu_lan.errors import BambuError
 
 log = logging.getLogger("bambu_lan.camera_http")
@@ -48,7 +54,10 @@ class MjpegServer:
     """Serves one ``Camera`` over HTTP until ``close()``.
 
     ``keep_open``: hold the upstream connection while nobody watches, so ``/snapshot.jpg``
-    answers at once (and a failing camera is noticed before the first viewer).
+    answers at once (and a failing camera is noticed before the first viewer). By default
+    (None) A1/P1 cameras are held; an X1/P2S/H2 camera (an RTSP session and an ffmpeg
+    decoding video) is checked once at the start, then runs only while someone watches
+    and ``idle_linger`` seconds after.
     """
 
     def __init__(
@@ -58,18 +67,20 @@ class MjpegServer:
         host: str = "127.0.0.1",
         port: int = 8080,
         max_viewers: int = 100,
-        keep_open: bool = True,
+        keep_open: bool | None = None,
         title: str = "",
     ) -> None:
         self.camera = camera
         self.host = host
         self.port = port
         self.max_viewers = max_viewers
-        self.keep_open = keep_open
+        self.keep_open = camera.kind != "rtsps" if keep_open is None else keep_open
+        self._check_at_start = keep_open is None or keep_open
         self.title = title or camera.config.label
         self.stats = ServerStats()
         self._server: asyncio.Server | None = None
         self._keeper: FrameSubscription | None = None
+        self._events: EventSubscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._streams: set[FrameSubscription] = set()
@@ -81,13 +92,18 @@ class MjpegServer:
 
     async def start(self) -> None:
         """Wait for the camera's first frame (raising its failure), then listen."""
-        if self.keep_open:
-            self._keeper = self.camera.frames()
+        if self._check_at_start:
+            keeper = self.camera.frames()
             try:
-                await self.camera.wait_until_streaming(self._keeper.stream)
+                await self.camera.wait_until_streaming(keeper.stream)
             except BaseException:
-                self._keeper.close()
+                keeper.close()
                 raise
+            if self.keep_open:
+                self._keeper = keeper
+            else:
+                self._events = self.camera.events()  # tells a failure for good
+                keeper.close()
         self._server = await asyncio.start_server(
             self._handle, self.host, self.port, limit=_HEAD_LIMIT
         )
@@ -95,6 +111,10 @@ class MjpegServer:
 
     async def serve_forever(self) -> None:
         """Until cancelled, or until the camera fails for good (its error is raised)."""
+        if self._events is not None:
+            async for _ in self._events:
+                pass  # ends, raising it, when the camera fails for good
+            return
         if self._keeper is None:
             await asyncio.Event().wait()
             return
@@ -107,12 +127,17 @@ class MjpegServer:
             server.close()
         if self._keeper is not None:
             self._keeper.close()
+        if self._events is not None:
+            self._events.close()
         # Ending the viewers' streams and sockets ends their handlers (cancelling a stream
         # handler makes asyncio log an error on Python 3.11).
         for frames in list(self._streams):
             frames.close()
         for writer in list(self._writers):
             writer.transport.abort()
+        stream = shared_stream(self.camera.config, self.camera.port)
+        if stream is not None:
+            stream.release()  # no linger once the server is gone
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         if server is not None:

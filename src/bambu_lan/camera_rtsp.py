@@ -432,6 +432,19 @@ async def _decode_one(
     return jpeg
 
 
+def from_key_picture(nals: list[bytes], parameter_sets: list[bytes]) -> list[bytes] | None:
+    """``nals`` from the first point a decoder can start at (a sequence parameter set, or a
+    key picture when the SDP gave the parameter sets, which are put before it); None when
+    there is none in them."""
+    for i, nal in enumerate(nals):
+        kind = nal_type(nal)
+        if kind == NAL_SPS:
+            return nals[i:]
+        if kind == NAL_IDR and parameter_sets:
+            return [*parameter_sets, *nals[i:]]
+    return None
+
+
 async def _feed(
     session: RtspSession, depacketizer: H264Depacketizer, stdin: asyncio.StreamWriter
 ) -> None:
@@ -447,14 +460,10 @@ async def _feed(
         except RtspProtocolError as exc:
             raise CameraError(f"{session.where}: {exc}") from None
         if not started:
-            for i, nal in enumerate(nals):
-                kind = nal_type(nal)
-                if kind == NAL_SPS or (kind == NAL_IDR and parameter_sets):
-                    nals = [*parameter_sets, *nals[i:]] if kind == NAL_IDR else nals[i:]
-                    started = True
-                    break
-            if not started:
+            keyed = from_key_picture(nals, parameter_sets)
+            if keyed is None:
                 continue
+            nals, started = keyed, True
         try:
             stdin.write(annex_b(nals))
             if depacketizer.marker:  # the picture is whole: say so at once
@@ -470,6 +479,7 @@ __all__ = [
     "RtspSession",
     "decoder_args",
     "ffmpeg_environment",
+    "from_key_picture",
     "live_view_problem",
     "rtsp_url",
     "rtsps_snapshot",

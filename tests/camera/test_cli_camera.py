@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -168,15 +169,6 @@ def test_snapshot_of_an_x1_with_live_view_off(sim_cert_dir: Path, tmp_path: Path
     assert x1.access_code not in done.stderr
 
 
-def test_serve_of_an_x1_says_it_streams_rtsps(cli: Cli) -> None:
-    result = cli(
-        "camera", "serve", "--http-port", "0", "--host", "127.0.0.1", "--serial",
-        "00M09A350100001", "--access-code", "12345678",
-    )  # fmt: skip
-    assert result.code == 2
-    assert "RTSPS" in result.err and "camera url" in result.err
-
-
 def test_snapshot_to_stdout(printer: SimulatedPrinter, tmp_path: Path) -> None:
     args = [BAMBU_LAN, "camera", "snapshot", "-", *connect_args(printer)]
     env = {"BAMBU_KNOWN_PRINTERS": str(tmp_path / "kp"), "PATH": "/usr/bin:/bin"}
@@ -283,3 +275,60 @@ def test_snapshot_of_an_x1_whose_camera_port_is_closed(
     assert error.startswith("error: ") and "refused the connection" in error
     assert hint.startswith("hint: ") and "Liveview" in hint
     assert x1.access_code not in done.stderr
+
+
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+def test_serve_of_an_x1_streams_mjpeg(x1: SimulatedPrinter, tmp_path: Path) -> None:
+    """The console command with an X1C: the MJPEG stream through ffmpeg, Ctrl-C, and no
+    ffmpeg left behind (by pid)."""
+    args = [BAMBU_LAN, "camera", "serve", "--http-port", "0", "--json", *connect_args(x1)]
+    env = {"BAMBU_KNOWN_PRINTERS": str(tmp_path / "kp"), "PATH": os.environ["PATH"]}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        with urllib.request.urlopen(info["stream"], timeout=60) as response:  # noqa: S310
+            assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            parts = response.read(400_000).split(b"Content-Type: image/jpeg")
+            decoders = children(proc.pid)
+        assert len(parts) >= 3
+        first = parts[1].split(b"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
+        assert jpeg_size(first) == (1280, 720)
+        assert len(decoders) == 1  # the one ffmpeg
+    finally:
+        proc.send_signal(2)  # Ctrl-C
+        try:
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            err = proc.stderr.read() if proc.stderr is not None else b""
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+    assert code == 130, err
+    assert b"Traceback" not in err and x1.access_code.encode() not in err
+    for pid in decoders:
+        assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_serve_of_an_x1_without_ffmpeg(x1: SimulatedPrinter, tmp_path: Path) -> None:
+    args = [BAMBU_LAN, "camera", "serve", "--http-port", "0", *connect_args(x1)]
+    env = {"BAMBU_KNOWN_PRINTERS": str(tmp_path / "kp"), "PATH": str(tmp_path)}  # no ffmpeg
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 2
+    error, hint = done.stderr.strip().splitlines()
+    assert error.startswith("error: ") and "needs ffmpeg" in error
+    assert hint.startswith("hint: ") and "install ffmpeg" in hint

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.camera.support import FAST, camera, config, eventually, jpeg_size
+from tests.camera.support import FAST, camera, config, eventually, jpeg_size, require_tool
 
 from bambu_lan.camera import (
     Camera,
@@ -259,11 +259,19 @@ def test_camera_kind_by_model_and_serial() -> None:
     assert camera_kind("ZZZ") is None
 
 
-async def test_an_rtsps_printer_has_no_jpeg_frames() -> None:
+async def test_an_rtsps_printer_whose_port_is_closed() -> None:
+    """X1/P2S/H2 frames come through RTSPS on port 322 (here a free, closed port): the first
+    step says that nothing answers and how to switch the live view on."""
     from bambu_lan.config import PrinterConfig, Secret
 
-    cfg = PrinterConfig("127.0.0.1", "00M09A350100001", Secret("12345678"))
-    cam = Camera(cfg)
-    assert cam.port == 322
-    with pytest.raises(CameraUnavailable, match="RTSPS"):
-        cam.frames()
+    require_tool("ffmpeg")
+    assert Camera(PrinterConfig("127.0.0.1", "00M09A350100001", Secret("12345678"))).port == 322
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = PrinterConfig("127.0.0.1", "00M09A350100001", Secret("12345678"), camera_port=port)
+    with pytest.raises(CameraUnavailable, match="refused the connection") as caught:
+        async with Camera(cfg, options=FAST).frames() as frames:
+            await anext(frames)
+    assert "Liveview" in caught.value.hint
+    await eventually(lambda: open_streams() == 0)

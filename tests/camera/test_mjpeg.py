@@ -11,7 +11,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.camera.support import camera, eventually, jpeg_size, require_tool
+from tests.camera.support import (
+    camera,
+    eventually,
+    get,
+    jpeg_size,
+    read_parts,
+    request,
+    require_tool,
+)
 
 from bambu_lan.camera_http import BOUNDARY, MjpegServer
 from bambu_lan.errors import TrustError
@@ -23,52 +31,6 @@ from bambu_lan.trust import KnownPrinters, TrustConfig
 async def server(cam_sim: SimulatedPrinter) -> AsyncIterator[MjpegServer]:
     async with MjpegServer(camera(cam_sim), host="127.0.0.1", port=0, max_viewers=30) as srv:
         yield srv
-
-
-async def request(
-    srv: MjpegServer, raw: bytes
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, dict[str, str]]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-    writer.write(raw)
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    return reader, writer, status, headers
-
-
-async def get(
-    srv: MjpegServer, path: str, method: str = "GET"
-) -> tuple[int, dict[str, str], bytes]:
-    reader, writer, status, headers = await request(
-        srv, f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-    )
-    body = await reader.read()
-    writer.close()
-    return status, headers, body
-
-
-async def read_parts(reader: asyncio.StreamReader, count: int) -> list[bytes]:
-    """``count`` JPEGs from a multipart/x-mixed-replace body, read as any MJPEG client does."""
-    parts: list[bytes] = []
-    async with asyncio.timeout(15):
-        while len(parts) < count:
-            line = await reader.readline()
-            if line.strip() != f"--{BOUNDARY}".encode():
-                continue
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(h.split(b":", 1)[1])
-                for h in head.split(b"\r\n")
-                if h.lower().startswith(b"content-length:")
-            )
-            parts.append(await reader.readexactly(length))
-    return parts
 
 
 async def test_snapshot_jpg(server: MjpegServer) -> None:

@@ -4,7 +4,6 @@ the access code kept off ffmpeg's command line and environment, and every failur
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import socket
 import ssl
@@ -12,7 +11,14 @@ import stat
 from pathlib import Path
 
 import pytest
-from tests.camera.support import jpeg_size, require_tool
+from tests.camera.support import (
+    jpeg_size,
+    looks_like_the_drawn_frame,
+    require_tool,
+    rtsp_sim,
+    server,
+    x1_config,
+)
 
 from bambu_lan.camera import Camera, CameraAuthError, CameraError, CameraUnavailable
 from bambu_lan.camera_rtsp import live_view_problem, rtsp_url, rtsps_snapshot
@@ -25,54 +31,11 @@ from bambu_lan.camera_rtsp_wire import (
 )
 from bambu_lan.config import PrinterConfig, Secret
 from bambu_lan.errors import TrustError
-from bambu_lan.sim import SimulatedPrinter
-from bambu_lan.sim.camera_frames import FrameRenderer
-from bambu_lan.sim.camera_rtsp import RTSP_PATH, RtspCameraServer
+from bambu_lan.sim.camera_rtsp import RTSP_PATH
 from bambu_lan.trust import KnownPrinters, TrustConfig
 
 X1_SERIAL = "00M09A350100001"
 RTSP_MODELS = ["x1c", "p2s", "h2d"]
-INTERVAL = 0.2  # seconds between the simulated camera's frames
-
-
-def x1_config(
-    sim: SimulatedPrinter, trust: TrustConfig | None = None, code: str | None = None
-) -> PrinterConfig:
-    return PrinterConfig(
-        sim.host,
-        sim.serial,
-        Secret(code or sim.access_code),
-        port=sim.port,
-        trust=trust or TrustConfig(ca_file=sim.ca_path),
-        camera_port=sim.camera_port,
-    )
-
-
-async def rtsp_sim(sim_factory: object, model: str = "x1c", **kwargs: object) -> SimulatedPrinter:
-    """A started simulated printer with its RTSPS camera on a free port (needs ffmpeg)."""
-    require_tool("ffmpeg")
-    sim: SimulatedPrinter = await sim_factory(  # type: ignore[operator]
-        model, camera_port=0, camera_interval=INTERVAL, **kwargs
-    )
-    return sim
-
-
-def server(sim: SimulatedPrinter) -> RtspCameraServer:
-    assert isinstance(sim.camera, RtspCameraServer)
-    return sim.camera
-
-
-def looks_like_the_drawn_frame(jpeg: bytes, sim: SimulatedPrinter) -> float:
-    """Mean difference (0-255) between the decoded picture's text band (model, serial, job,
-    progress) and the simulator's own drawing of it: small for the right picture, large for
-    a grey or green frame a decoder makes of a broken stream."""
-    from PIL import Image, ImageChops, ImageStat
-
-    drawn = FrameRenderer(sim.profile.product_name, sim.serial).draw(sim.model.state)
-    with Image.open(io.BytesIO(jpeg)) as got:
-        band = (0, 0, 1280, 200)
-        diff = ImageChops.difference(got.convert("L").crop(band), drawn.convert("L").crop(band))
-        return float(ImageStat.Stat(diff).mean[0])
 
 
 # --- addresses and the live-view switch ----------------------------------------------------------

@@ -283,8 +283,12 @@ async def test_job_events_exactly_once_across_reconnects(
         assert kinds.count(EventKind.JOB_STARTED) == 1
         assert kinds.count(EventKind.JOB_FINISHED) == 1
         assert printer.state is not None and printer.state.job.state is JobState.FINISH
+        # Layers only move forward and none repeats across the reconnects. The last one seen
+        # may be below 6: on a starved machine the print can end while the client is away,
+        # and a finished job reports no layer change.
         layers = [e.data["layer"] for e in log.events if e.kind is EventKind.LAYER_CHANGED]
-        assert layers == sorted(layers) and layers[-1] == 6
+        assert layers == sorted(set(layers)) and len(layers) >= 2 and layers[-1] <= 6
+        assert printer.state.job.layer == 6
 
 
 @pytest.mark.every_profile

@@ -41,8 +41,9 @@ def camera() -> None:
 
     A1, A1 mini, P1P and P1S send JPEG pictures on port 6000 (about one a second); bambu-lan
     reads them itself. X1, P2S and H2 printers stream H.264 video over RTSPS on port 322:
-    `url` prints the address for VLC or ffmpeg; `snapshot` reads the stream itself and has
-    ffmpeg decode one picture (ffmpeg never sees the address or the access code).
+    bambu-lan reads that stream itself and has ffmpeg turn it into pictures for `snapshot`
+    and `serve` (ffmpeg never sees the address or the access code); `url` prints the
+    address for VLC, ffmpeg or go2rtc.
 
     \b
     Examples:
@@ -56,10 +57,10 @@ def _config(conn: ConnectionParams, camera_port: int | None) -> PrinterConfig:
     return conn.resolve(camera_port=camera_port)
 
 
-def _camera(cfg: PrinterConfig) -> Camera:
-    from bambu_lan.camera import Camera
+def _camera(cfg: PrinterConfig, fps: float = 5.0, jpeg_quality: int = 5) -> Camera:
+    from bambu_lan.camera import Camera, CameraOptions
 
-    return Camera(cfg)
+    return Camera(cfg, options=CameraOptions(fps=fps, jpeg_quality=jpeg_quality))
 
 
 async def _check_live_view(cfg: PrinterConfig) -> None:
@@ -213,6 +214,21 @@ def url(
     show_default=True,
     help="Refuse viewers beyond this many.",
 )
+@click.option(
+    "--fps",
+    type=click.FloatRange(0.1, 30),
+    default=5.0,
+    show_default=True,
+    help="X1/P2S/H2: pictures per second made from the printer's video (more costs CPU).",
+)
+@click.option(
+    "--jpeg-quality",
+    type=click.IntRange(2, 31),
+    default=5,
+    show_default=True,
+    metavar="Q",
+    help="X1/P2S/H2: ffmpeg's JPEG quality, 2 (best, largest) to 31 (smallest).",
+)
 @json_option
 def serve(
     *,
@@ -221,9 +237,11 @@ def serve(
     http_port: int,
     bind: str,
     max_viewers: int,
+    fps: float,
+    jpeg_quality: int,
     as_json: bool,
 ) -> None:
-    """Serve the A1/P1 camera over HTTP until Ctrl-C: an MJPEG stream and a still picture.
+    """Serve the printer's camera over HTTP until Ctrl-C: an MJPEG stream and a picture.
 
     \b
       /stream.mjpg    the live picture for a browser, VLC, OBS or Home Assistant
@@ -232,6 +250,16 @@ def serve(
       /               a page showing the stream
 
     Every viewer is fed from one connection to the printer (its camera takes few).
+
+    A1/P1: the printer's own JPEGs (about one a second), the connection held open.
+    X1/P2S/H2: one RTSPS session whose H.264 video one ffmpeg turns into --fps JPEGs a
+    second (ffmpeg must be installed). It is checked at the start, then runs only while
+    someone watches, and stops 10 s after the last viewer left.
+
+    \b
+    Examples:
+      bambu-lan camera serve --printer workshop
+      bambu-lan camera serve --printer x1c --fps 10 --http-port 8081
     """
     with json_errors(as_json):
         cfg = _config(conn, camera_port)
@@ -242,7 +270,8 @@ def serve(
                 fg="yellow",
                 err=True,
             )
-        run(_serve(cfg, bind, http_port, max_viewers, as_json))
+        cam = _camera(cfg, fps, jpeg_quality)
+        run(_serve(cam, bind, http_port, max_viewers, as_json))
 
 
 def _is_loopback(address: str) -> bool:
@@ -254,13 +283,16 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-async def _serve(
-    cfg: PrinterConfig, bind: str, http_port: int, max_viewers: int, as_json: bool
-) -> None:
+async def _serve(cam: Camera, bind: str, http_port: int, max_viewers: int, as_json: bool) -> None:
     from bambu_lan.camera_http import MjpegServer
     from bambu_lan.errors import ConfigError
 
-    cam = _camera(cfg)
+    cfg = cam.config
+    if cam.kind == "rtsps":
+        from bambu_lan.camera_rtsp_stream import require_ffmpeg
+
+        require_ffmpeg()  # before asking the printer anything
+        await _check_live_view(cfg)
     server = MjpegServer(cam, host=bind, port=http_port, max_viewers=max_viewers)
     try:
         await server.start()
