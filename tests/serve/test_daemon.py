@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from bambu_lan.errors import ConfigError
-from bambu_lan.protocol.events import EventKind
+from bambu_lan.protocol.events import Event, EventKind
 from bambu_lan.protocol.state import PrinterState
 from bambu_lan.serve.daemon import Daemon, read_farm_config, select_printers
 from bambu_lan.serve.hub import Sink, WatchedPrinter
@@ -267,3 +267,35 @@ async def test_a_port_in_use_is_refused_before_any_printer_connects(
             await daemon.start()
     assert not rec.started and not daemon.hub.running
     assert sim.broker.stats.connections == 0
+
+
+async def test_sinks_see_states_and_events_in_the_order_they_happened(
+    sim: SimulatedPrinter, tmp_path: Path
+) -> None:
+    """The hub reads the printer's one ordered stream (``updates()``): when a sink hears
+    ``job_finished``, the state it last got already shows the job finished, and the
+    ``job_started`` came after a state with the job under way."""
+    seen: list[tuple[str, str]] = []
+
+    class Order(Sink):
+        def state(self, printer: WatchedPrinter, state: PrinterState) -> None:
+            seen.append(("state", state.job.state.value))
+
+        def event(self, printer: WatchedPrinter, event: Event) -> None:
+            seen.append(("event", event.kind.value))
+
+    config = write_config(tmp_path / "c.toml", {"workshop": sim})
+    rec = RecordingSink()
+    daemon = daemon_for(config, Order(), rec)
+    await daemon.start()
+    try:
+        await rec.wait_for(lambda: sim.serial in rec.states)
+        sim.model.start_print(layers=2, name="order", layer_seconds=1, prepare_seconds=0.5)
+        await rec.wait_for(lambda: EventKind.JOB_FINISHED in rec.kinds(sim.serial), timeout=30)
+    finally:
+        await daemon.stop()
+    started = seen.index(("event", "job_started"))
+    finished = seen.index(("event", "job_finished"))
+    last_state = lambda before: next(v for k, v in reversed(seen[:before]) if k == "state")  # noqa: E731
+    assert last_state(started) in ("PREPARE", "RUNNING")
+    assert last_state(finished) == "FINISH"
