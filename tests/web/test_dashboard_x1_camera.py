@@ -4,6 +4,7 @@ the real ffmpeg; without ffmpeg, the page and the endpoints say so."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -69,9 +70,15 @@ async def test_x1c_card_picture_and_live_view(sim_cert_dir: Path) -> None:
         assert running.live.cards[sim.serial]["camera"] is True
         assert running.live.cards[sim.serial]["camera_note"] == ""
 
-        async with http.get(f"{base}/snapshot.jpg") as resp:
-            assert resp.status == 200 and resp.content_type == "image/jpeg"
-            jpeg = await resp.read()
+        async def card_picture() -> bytes:
+            async with http.get(f"{base}/snapshot.jpg") as resp:
+                assert resp.status == 200 and resp.content_type == "image/jpeg"
+                return await resp.read()
+
+        # The card's picture and Home Assistant's, asked for at once: one session for both.
+        watched = running.daemon.hub.printers[sim.serial]
+        jpeg, frame = await asyncio.gather(card_picture(), watched.camera_picture(10.0))
+        assert jpeg == frame.jpeg
         assert jpeg_size(jpeg) == (1280, 720)
         assert looks_like_the_drawn_frame(jpeg, sim) < 3  # a grey or green frame: ~40+
         assert open_streams() == 0  # a picture leaves no lasting session or ffmpeg
@@ -90,7 +97,7 @@ async def test_x1c_card_picture_and_live_view(sim_cert_dir: Path) -> None:
             pid = stream.decoder_pid
             assert pid is not None
             # serve's other camera user rides on the same session and ffmpeg
-            frame = await running.daemon.hub.printers[sim.serial].camera_picture(5.0)
+            frame = await watched.camera_picture(5.0)
             assert jpeg_size(frame.jpeg) == (1280, 720)
             assert (camera.stats.plays, camera.viewers) == (2, 1)
             assert stream.stats.decoder_starts == 1
