@@ -19,7 +19,7 @@ from tests.camera.support import (
     require_tool,
     server,
 )
-from tests.web.browser import chromium, chromium_path
+from tests.web.browser import Page, chromium, chromium_path
 from tests.web.farm_fixture import RunningFarm, running_farm
 
 from bambu_lan.camera import CameraOptions, open_streams, shared_stream
@@ -57,6 +57,17 @@ async def read_parts(resp: aiohttp.ClientResponse, count: int) -> list[bytes]:
         length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
         parts.append(await resp.content.readexactly(length))
     return parts
+
+
+async def picture_shown(page: Page) -> None:
+    """Wait until the live view's image shows a whole 1280x720 picture (its load event: a
+    picture arriving changes nothing in the DOM for ``wait_for`` to see)."""
+    script = (
+        "new Promise(resolve => { const img = document.querySelector('img[data-live]');"
+        " const done = () => !img.hidden && img.naturalWidth === 1280 && resolve(true);"
+        " img.addEventListener('load', done); done(); })"
+    )
+    assert await asyncio.wait_for(page.eval(script), 20) is True
 
 
 async def test_x1c_card_picture_and_live_view(sim_cert_dir: Path) -> None:
@@ -137,3 +148,32 @@ async def test_x1c_without_ffmpeg_the_page_says_so(
                 assert "ffmpeg is not installed" in await resp.text()
         assert server(sim).stats.connections == 0
         assert open_streams() == 0
+
+
+async def test_x1c_live_view_switched_off_and_on_in_the_page(sim_cert_dir: Path) -> None:
+    """The printer page's live view shows pictures; the printer's live view switched off: the
+    picture goes (no frozen frame), the page says why, and the session and ffmpeg stop (not
+    retried while nobody sees a picture); switched on again: the pictures come back."""
+    chromium_path()
+    async with x1c_farm(sim_cert_dir) as running, chromium() as browser:
+        sim = running.sims[0]
+        camera = server(sim)
+        page = await browser.new_page()
+        await page.goto(f"{running.url}printer/{sim.serial}")
+        live = "document.querySelector('img[data-live]')"
+        note = "document.querySelector('.camnote')"
+        await picture_shown(page)
+        stream = shared_stream(running.printer(0).config, sim.camera_port or 0)
+        assert isinstance(stream, RtspsCameraStream)
+        pid = stream.decoder_pid
+        assert pid is not None
+
+        sim.set_live_view(False)
+        await page.wait_for(f"{live}.hidden && {note}.textContent.includes('switched off')")
+        assert "LAN Mode Liveview" in await page.eval(f"{note}.textContent")
+        await eventually(lambda: open_streams() == 0 and camera.viewers == 0 and gone(pid))
+
+        sim.set_live_view(True)
+        await picture_shown(page)
+        assert await page.eval(f"{note}.textContent") == ""
+        assert camera.stats.plays == 2

@@ -26,7 +26,7 @@ from bambu_lan.serve.web.source import (
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bambu_lan.camera import Camera, CameraKind, CameraOptions
+    from bambu_lan.camera import Camera, CameraKind, CameraOptions, FrameSubscription
     from bambu_lan.protocol.events import Event
     from bambu_lan.protocol.state import PrinterState
     from bambu_lan.serve.settings import ServeSettings
@@ -65,6 +65,7 @@ class WebSink(Sink):
         self._snapshots: dict[str, tuple[float, bytes]] = {}
         # serial -> (time.monotonic() of the last failure, why, in words)
         self._camera_failed: dict[str, tuple[float, str]] = {}
+        self._live_views: dict[str, set[FrameSubscription]] = {}  # serial -> open live views
         self.dashboard: Dashboard | None = None
         # Changed serials: a set, so a page that is not being served never grows a backlog.
         self._changed: set[str] = set()
@@ -89,6 +90,8 @@ class WebSink(Sink):
 
     def state(self, printer: WatchedPrinter, state: PrinterState) -> None:
         self._mark(printer.serial)
+        if printer.serial in self._live_views:
+            self._end_live_views_if_off(printer.serial)
 
     def event(self, printer: WatchedPrinter, event: Event) -> None:
         self.jobs.record(event, printer.name, printer.state)
@@ -196,17 +199,23 @@ class WebSink(Sink):
     def _note(self, serial: str, found: tuple[WatchedPrinter, CameraKind] | None) -> str:
         if found is None:
             return ""
-        watched, kind = found
-        if kind == "rtsps" and watched.state is not None:
-            from bambu_lan.camera_rtsp import LIVE_VIEW_HINT, live_view_problem
-
-            problem = live_view_problem(watched.state.raw)
-            if problem:  # the printer says so itself: no connection tried
-                return f"{problem}; {LIVE_VIEW_HINT}"
+        off = self._live_view_off(*found)
+        if off:  # the printer says so itself: no connection tried
+            return off
         failed = self._camera_failed.get(serial)
         if failed is not None and time.monotonic() - failed[0] < CAMERA_RETRY:
             return failed[1]
         return ""
+
+    @staticmethod
+    def _live_view_off(watched: WatchedPrinter, kind: CameraKind) -> str:
+        """Why an X1/P2S/H2's report says its LAN live view is off, and what to do; or ""."""
+        if kind != "rtsps" or watched.state is None:
+            return ""
+        from bambu_lan.camera_rtsp import LIVE_VIEW_HINT, live_view_problem
+
+        problem = live_view_problem(watched.state.raw)
+        return f"{problem}; {LIVE_VIEW_HINT}" if problem else ""
 
     def _camera_failure(self, serial: str, exc: BambuError) -> str:
         """Remember why the camera gave nothing (the cards say it, the endpoints answer it
@@ -267,9 +276,15 @@ class WebSink(Sink):
         note = self.camera_note(serial)
         if note:
             raise CameraUnavailable(note)
-        streaming = False
         try:
-            with camera.frames() as frames:
+            frames = camera.frames()  # X1/P2S/H2 without ffmpeg: at once
+        except BambuError as exc:
+            raise CameraUnavailable(self._camera_failure(serial, exc)) from None
+        streaming = False
+        views = self._live_views.setdefault(serial, set())
+        views.add(frames)
+        try:
+            with frames:
                 async for frame in frames:
                     if not streaming:
                         streaming = True
@@ -279,6 +294,20 @@ class WebSink(Sink):
             if not streaming:
                 raise CameraUnavailable(self._camera_failure(serial, exc)) from None
             log.info("web: live camera of %s ended: %s", serial, safe(exc, 400))
+        finally:
+            views.discard(frames)
+            if not views and self._live_views.get(serial) is views:
+                del self._live_views[serial]
+
+    def _end_live_views_if_off(self, serial: str) -> None:
+        """The printer says its live view is off: its live views end now (their pages show
+        why), rather than their sessions being retried while nobody sees a picture."""
+        found = self._camera(serial)
+        note = self._live_view_off(*found) if found is not None else ""
+        if note:
+            for frames in list(self._live_views.get(serial, ())):
+                log.info("web: live camera of %s stopped: %s", serial, safe(note, 400))
+                frames.close()
 
 
 def create_sink(settings: ServeSettings) -> WebSink:
