@@ -24,6 +24,7 @@ from tests.web.farm_fixture import RunningFarm, running_farm
 
 from bambu_lan.camera import CameraOptions, open_streams, shared_stream
 from bambu_lan.camera_rtsp_stream import RtspsCameraStream
+from bambu_lan.serve.web import app
 
 #: The live view's options: a short linger, so the test sees the session stop.
 OPTIONS = CameraOptions(silence_timeout=3.0, connect_timeout=5.0, fps=10, idle_linger=0.5)
@@ -177,3 +178,18 @@ async def test_x1c_live_view_switched_off_and_on_in_the_page(sim_cert_dir: Path)
         await picture_shown(page)
         assert await page.eval(f"{note}.textContent") == ""
         assert camera.stats.plays == 2
+
+
+async def test_a_live_view_left_while_the_camera_is_away_lets_it_go(
+    sim_cert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The camera goes away during a live view (its session is retried); the viewer closes
+    the page: no picture will come to find that out at a write, yet the camera is let go."""
+    monkeypatch.setattr(app, "LIVE_VIEWER_CHECK", 0.2)
+    async with x1c_farm(sim_cert_dir) as running, _client() as http:
+        sim = running.sims[0]
+        async with http.get(f"{running.url}printer/{sim.serial}/camera.mjpeg") as resp:
+            await read_parts(resp, 1)
+            await server(sim).stop()  # every session ends; reconnects are refused
+            assert open_streams() == 1
+        await eventually(lambda: open_streams() == 0)

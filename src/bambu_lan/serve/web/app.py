@@ -34,6 +34,7 @@ log = logging.getLogger("bambu_lan.serve.web")
 
 COMMAND_TIMEOUT = 20.0
 KEEPALIVE_SECONDS = 15.0
+LIVE_VIEWER_CHECK = 5.0  # seconds without a camera picture before a live view's viewer is checked
 SORTS = ("name", "state", "progress", "finish")
 OUTCOMES = ("finished", "failed", "cancelled", "unknown", "running")
 
@@ -346,15 +347,27 @@ async def camera(request: web.Request) -> web.StreamResponse:
             }
         )
         await response.prepare(request)
+        next_frame: asyncio.Future[bytes] | None = None
         try:
             while True:
                 await response.write(
                     b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
                     % (boundary.encode(), len(frame), frame)
                 )
-                frame = await anext(frames)
+                next_frame = asyncio.ensure_future(anext(frames))
+                # A viewer that leaves is noticed at the next write; while no picture comes
+                # (a camera gone away, reconnecting), it is looked for now and then, so the
+                # camera's connection is not kept for nobody.
+                while not (await asyncio.wait({next_frame}, timeout=LIVE_VIEWER_CHECK))[0]:
+                    if request.transport is None or request.transport.is_closing():
+                        return response
+                frame = next_frame.result()
         except (ConnectionResetError, ConnectionError, BambuError, StopAsyncIteration):
             pass
+        finally:
+            if next_frame is not None and not next_frame.done():
+                next_frame.cancel()  # ends the frames (their subscription closes)
+                await asyncio.wait({next_frame})
         return response
     finally:
         closer = getattr(frames, "aclose", None)
