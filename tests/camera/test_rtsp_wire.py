@@ -130,6 +130,14 @@ def test_sdp_video_track() -> None:
         video_track("v=0\r\nm=audio 0 RTP/AVP 0\r\n")
 
 
+def test_sdp_numbers_that_are_digits_but_not_decimal_are_refused_not_crashed_on() -> None:
+    # "²" passes str.isdigit() but not int(): a ValueError here ended the camera's task.
+    with pytest.raises(RtspProtocolError, match="no video track"):
+        video_track("v=0\r\nm=video 0 RTP/AVP \u00b2\r\n")
+    track = video_track("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/9\u00b2\r\n")
+    assert (track.codec, track.clock_rate) == ("H264", 90000)
+
+
 def test_track_uri() -> None:
     base = "rtsps://h:322/streaming/live/1/"
     assert track_uri(base, "track1") == "rtsps://h:322/streaming/live/1/track1"
