@@ -91,9 +91,12 @@ async def running_farm(
     time_scale: float = 4.0,
     layout: tuple[tuple[str, int], ...] = (("a1", 6), ("p1s", 3), ("x1c", 3)),
     history_dir: Path | None = None,
+    rtsps_interval: float | None = None,
 ) -> AsyncIterator[RunningFarm]:
     """``serve --http-port 0`` watching simulated printers: by default 12 (6 A1, 3 P1S,
-    3 X1C) named "Bay 01" .. "Bay 12", all idle and connected."""
+    3 X1C) named "Bay 01" .. "Bay 12", all idle and connected. The X1Cs have no camera (their
+    reports say the live view is off) unless ``rtsps_interval`` is given: then each has its
+    RTSPS camera sending a picture that often (the simulator encodes with ffmpeg)."""
     async with contextlib.AsyncExitStack() as stack:
         sims: list[SimulatedPrinter] = []
         for i, (model, count) in enumerate(layout):
@@ -104,7 +107,8 @@ async def running_farm(
                 cert_dir=cert_dir,
                 time_scale=time_scale,
                 seed=10 * (i + 1),
-                camera_port=0 if model in ("a1", "p1s") else None,  # X1C: RTSPS, not shown
+                camera_port=0 if model in ("a1", "p1s") or rtsps_interval else None,
+                camera_interval=rtsps_interval if rtsps_interval and model == "x1c" else 1.0,
             )
             await stack.enter_async_context(fleet)
             sims.extend(fleet.printers)

@@ -249,12 +249,19 @@ async def test_camera_snapshot_and_live_stream(sim_cert_dir: Path) -> None:
                 length = int(part.split(b"Content-Length: ")[1].split(b"\r\n")[0])
                 assert (await resp.content.readexactly(length))[:2] == b"\xff\xd8"
                 frames += 1
-        # An X1C streams RTSPS: no picture on its card, no stream on its page.
-        assert running.live.cards[x1c.serial]["camera"] is False
-        async with http.get(f"{running.url}printer/{x1c.serial}/snapshot.jpg") as resp:
-            assert resp.status == 404
-        async with http.get(f"{running.url}printer/{x1c.serial}/camera.mjpeg") as resp:
-            assert resp.status == 404
+        # An X1C whose report says its live view is off (this one has no RTSPS camera): its
+        # card and page say so, its endpoints answer why, and nothing connects to it.
+        card = running.live.cards[x1c.serial]
+        assert card["camera"] is False
+        assert "live view is switched off" in card["camera_note"]
+        for path in ("snapshot.jpg", "camera.mjpeg"):
+            async with http.get(f"{running.url}printer/{x1c.serial}/{path}") as resp:
+                assert resp.status == 503 and resp.content_type == "text/plain"
+                assert "LAN Mode Liveview" in await resp.text()
+        async with http.get(f"{running.url}printer/{x1c.serial}") as resp:
+            page = await resp.text()
+        assert "live view is switched off (ipcam.rtsp_url is &#34;disable&#34;)" in page
+        assert '<img data-live="' in page and " hidden>" in page  # no broken picture
 
 
 async def test_a_job_without_a_name_is_shown_by_its_file(sim_cert_dir: Path) -> None:

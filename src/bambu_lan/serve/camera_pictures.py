@@ -69,7 +69,7 @@ class PictureTaker:
 
     async def _take(self, printer: WatchedPrinter, slots: asyncio.Semaphore) -> None:
         try:
-            frame = await printer.printer.camera.snapshot(timeout=TIMEOUT)
+            frame = await printer.camera_picture(TIMEOUT)
         except Exception as exc:  # a camera's trouble never stops the others
             if printer.serial not in self._failed_at:
                 log.info(

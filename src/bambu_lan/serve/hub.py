@@ -27,6 +27,7 @@ from bambu_lan.protocol.state import PrinterState
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bambu_lan.camera import CameraFrame
     from bambu_lan.session import ConnectionStatus
 
 log = logging.getLogger("bambu_lan.serve")
@@ -98,6 +99,8 @@ class WatchedPrinter:
         self.states_seen = 0
         self.online_since: float | None = None
         self.offline_since: float | None = time.time()
+        self._picture: asyncio.Future[CameraFrame] | None = None
+        self._picture_waiters = 0
 
     @property
     def serial(self) -> str:
@@ -126,6 +129,31 @@ class WatchedPrinter:
     @property
     def status(self) -> ConnectionStatus:
         return self.printer.status
+
+    async def camera_picture(self, timeout: float) -> CameraFrame:
+        """One camera picture (``Camera.snapshot``) for any sink; sinks asking at the same
+        time share it. Without a live viewer an X1/P2S/H2 picture costs an RTSPS session and an
+        ffmpeg, and a printer's camera takes few connections: the web page and Home
+        Assistant's pictures never open two at once. Raises ``BambuError`` (why there is none).
+        """
+        pending = self._picture
+        if pending is None:
+            pending = asyncio.ensure_future(self.printer.camera.snapshot(timeout=timeout))
+            self._picture = pending
+            pending.add_done_callback(self._picture_taken)
+        self._picture_waiters += 1
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            self._picture_waiters -= 1
+            if not self._picture_waiters:  # the last one gave up: so does the camera
+                pending.cancel()
+
+    def _picture_taken(self, future: asyncio.Future[CameraFrame]) -> None:
+        if self._picture is future:
+            self._picture = None
+        if not future.cancelled():
+            future.exception()  # retrieved: a failure nobody waits for any more is not logged
 
     async def command(self, action: str, value: Any = None) -> CommandResult:
         """Send one of ``ACTIONS`` with the library's checks; raises ``BambuError`` (e.g.

@@ -260,15 +260,17 @@ async def printer_page(request: web.Request) -> web.Response:
     dash = _dash(request)
     serial = _known(request)
     jobs = await dash.source.history(HistoryQuery(serial=serial, limit=20))
+    card = dash.live.cards[serial]
     return _render(
         request,
         "printer.html",
-        card=dash.live.cards[serial],
+        card=card,
         tick=dash.live.tick,
         jobs=jobs,
         answer=request.query.get("answer", ""),
         answer_ok=request.query.get("ok") == "1",
-        has_stream=bool(dash.live.cards[serial]["camera"]),
+        # A camera that works now, or one whose note says why it does not.
+        has_camera=bool(card["camera"] or card["camera_note"]),
     )
 
 
@@ -303,9 +305,17 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _no_picture(why: str) -> web.Response:
+    """503 with why the camera gives nothing (plain text: never rendered as HTML)."""
+    return web.Response(status=503, text=why, headers={"Cache-Control": "no-store"})
+
+
 async def snapshot(request: web.Request) -> web.Response:
     serial = _known(request)
-    picture = await _dash(request).source.snapshot(serial)
+    try:
+        picture = await _dash(request).source.snapshot(serial)
+    except BambuError as exc:
+        return _no_picture(f"no camera picture: {exc}")
     if picture is None:
         raise web.HTTPNotFound(text="no camera picture")
     return web.Response(
@@ -318,28 +328,39 @@ async def camera(request: web.Request) -> web.StreamResponse:
     frames = _dash(request).source.mjpeg(serial)
     if frames is None:
         raise web.HTTPNotFound(text="no camera")
-    boundary = "bambulanframe"
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": f"multipart/x-mixed-replace; boundary={boundary}",
-            "Cache-Control": "no-store",
-        }
-    )
-    await response.prepare(request)
     try:
-        async for frame in frames:
-            await response.write(
-                b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
-                % (boundary.encode(), len(frame), frame)
-            )
-    except (ConnectionResetError, ConnectionError, BambuError):
-        pass
+        # The first picture before the answer: a camera that gives none gets its reason as
+        # an error, not an empty stream (a page's image element then shows its note).
+        try:
+            frame = await anext(frames)
+        except BambuError as exc:
+            return _no_picture(f"no live camera: {exc}")
+        except StopAsyncIteration:
+            return _no_picture("no live camera: the stream ended before its first picture")
+        boundary = "bambulanframe"
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": f"multipart/x-mixed-replace; boundary={boundary}",
+                "Cache-Control": "no-store",
+                **_SECURITY_HEADERS,
+            }
+        )
+        await response.prepare(request)
+        try:
+            while True:
+                await response.write(
+                    b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                    % (boundary.encode(), len(frame), frame)
+                )
+                frame = await anext(frames)
+        except (ConnectionResetError, ConnectionError, BambuError, StopAsyncIteration):
+            pass
+        return response
     finally:
         closer = getattr(frames, "aclose", None)
         if closer is not None:
             with contextlib.suppress(Exception):
                 await closer()
-    return response
 
 
 # -- controls --

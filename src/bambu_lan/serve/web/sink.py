@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bambu_lan.config import Secret
 from bambu_lan.errors import BambuError
 from bambu_lan.serve.hub import Hub, Sink, WatchedPrinter
+from bambu_lan.serve.text import safe
 from bambu_lan.serve.web.auth import how_to_log_in
 from bambu_lan.serve.web.source import (
     HistoryQuery,
@@ -25,7 +26,7 @@ from bambu_lan.serve.web.source import (
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from bambu_lan.camera import Camera, CameraFrame
+    from bambu_lan.camera import Camera, CameraKind, CameraOptions, FrameSubscription
     from bambu_lan.protocol.events import Event
     from bambu_lan.protocol.state import PrinterState
     from bambu_lan.serve.settings import ServeSettings
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bambu_lan.serve.web")
 
 SNAPSHOT_MAX_AGE = 5.0  # seconds a card picture is reused for other pages
+# X1/P2S/H2: a picture without a live viewer costs an RTSPS session and an ffmpeg start.
+RTSPS_SNAPSHOT_MAX_AGE = 30.0
 SNAPSHOT_TIMEOUT = 10.0
 CAMERA_RETRY = 60.0  # a camera that failed is tried again after this long
 TOKEN_ENV = "BAMBU_WEB_TOKEN"  # noqa: S105 (a variable name, not a secret)
@@ -44,16 +47,25 @@ class WebSink(Sink):
 
     name = "web"
 
-    def __init__(self, secret: Secret | None, *, bind: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        secret: Secret | None,
+        *,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        camera_options: CameraOptions | None = None,
+    ) -> None:
         self.secret = secret
         self.bind = bind
         self.port = port
+        self.camera_options = camera_options  # the live view's; None: the library's defaults
         self.hub: Hub | None = None
         self.jobs = JobLog()
         self._history_failed = False
         self._snapshots: dict[str, tuple[float, bytes]] = {}
-        self._snapshot_tasks: dict[str, asyncio.Future[CameraFrame]] = {}
-        self._camera_failed: dict[str, float] = {}  # serial -> time.monotonic() of a failure
+        # serial -> (time.monotonic() of the last failure, why, in words)
+        self._camera_failed: dict[str, tuple[float, str]] = {}
+        self._live_views: dict[str, set[FrameSubscription]] = {}  # serial -> open live views
         self.dashboard: Dashboard | None = None
         # Changed serials: a set, so a page that is not being served never grows a backlog.
         self._changed: set[str] = set()
@@ -78,6 +90,8 @@ class WebSink(Sink):
 
     def state(self, printer: WatchedPrinter, state: PrinterState) -> None:
         self._mark(printer.serial)
+        if printer.serial in self._live_views:
+            self._end_live_views_if_off(printer.serial)
 
     def event(self, printer: WatchedPrinter, event: Event) -> None:
         self.jobs.record(event, printer.name, printer.state)
@@ -98,13 +112,16 @@ class WebSink(Sink):
             return {}
         out: dict[str, PrinterEntry] = {}
         for serial, watched in self.hub.printers.items():
+            camera = self._camera(serial)
+            note = self._note(serial, camera)
             out[serial] = PrinterEntry(
                 serial=serial,
                 name=watched.name,
                 state=watched.state,
                 online=watched.online,
                 connection=connection_label(watched.online, watched.status),
-                has_camera=self._has_camera(serial),
+                has_camera=camera is not None and not note,
+                camera_note=note,
             )
         return out
 
@@ -163,64 +180,134 @@ class WebSink(Sink):
         ]
         return filter_jobs([*self.jobs.running(), *records], query)
 
-    def _camera(self, serial: str) -> Camera | None:
-        """The printer's JPEG camera (A1, P1); None for RTSPS models and unknown printers."""
+    def _camera(self, serial: str) -> tuple[WatchedPrinter, CameraKind] | None:
+        """The printer and its kind of camera; None for unknown printers and models."""
         from bambu_lan.camera import camera_kind
 
-        if self.hub is None or serial not in self.hub.printers:
+        watched = self.hub.printers.get(serial) if self.hub is not None else None
+        if watched is None:
             return None
-        printer = self.hub.printers[serial].printer
-        info = printer.info
-        if camera_kind(serial, info.model_code if info else "") != "jpeg":
-            return None
-        return printer.camera
+        info = watched.printer.info
+        kind = camera_kind(serial, info.model_code if info else "")
+        return None if kind is None else (watched, kind)
 
-    def _has_camera(self, serial: str) -> bool:
+    def camera_note(self, serial: str) -> str:
+        """Why the page shows no camera picture now, in a sentence with what to do ("" when
+        it works or has not been tried)."""
+        return self._note(serial, self._camera(serial))
+
+    def _note(self, serial: str, found: tuple[WatchedPrinter, CameraKind] | None) -> str:
+        if found is None:
+            return ""
+        off = self._live_view_off(*found)
+        if off:  # the printer says so itself: no connection tried
+            return off
         failed = self._camera_failed.get(serial)
-        if failed is not None and time.monotonic() - failed < CAMERA_RETRY:
-            return False
-        return self._camera(serial) is not None
+        if failed is not None and time.monotonic() - failed[0] < CAMERA_RETRY:
+            return failed[1]
+        return ""
 
-    async def snapshot(self, serial: str) -> bytes | None:
-        camera = self._camera(serial)
-        if camera is None:
-            return None
-        cached = self._snapshots.get(serial)
-        if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_MAX_AGE:
-            return cached[1]
-        pending = self._snapshot_tasks.get(serial)
-        if pending is None:  # one fetch per printer however many pages ask at once
-            pending = asyncio.ensure_future(camera.snapshot(timeout=SNAPSHOT_TIMEOUT))
-            self._snapshot_tasks[serial] = pending
-            pending.add_done_callback(lambda _: self._snapshot_tasks.pop(serial, None))
-        try:
-            frame = await asyncio.shield(pending)
-        except BambuError as exc:
-            if serial not in self._camera_failed:
-                log.info("web: no camera picture from %s: %s", serial, exc)
-            self._camera_failed[serial] = time.monotonic()
-            self._mark(serial)  # the card hides its picture
-            return None
+    @staticmethod
+    def _live_view_off(watched: WatchedPrinter, kind: CameraKind) -> str:
+        """Why an X1/P2S/H2's report says its LAN live view is off, and what to do; or ""."""
+        if kind != "rtsps" or watched.state is None:
+            return ""
+        from bambu_lan.camera_rtsp import LIVE_VIEW_HINT, live_view_problem
+
+        problem = live_view_problem(watched.state.raw)
+        return f"{problem}; {LIVE_VIEW_HINT}" if problem else ""
+
+    def _camera_failure(self, serial: str, exc: BambuError) -> str:
+        """Remember why the camera gave nothing (the cards say it, the endpoints answer it
+        until ``CAMERA_RETRY`` has passed); the words, for the caller to raise."""
+        note = f"{exc}; {exc.hint}" if exc.hint else str(exc)
+        if self._camera_failed.get(serial, (0.0, ""))[1] != note:
+            log.info("web: no camera picture from %s: %s", serial, safe(note, 400))
+        self._camera_failed[serial] = (time.monotonic(), note)
+        self._mark(serial)  # the card shows why instead of its picture
+        return note
+
+    def _camera_works(self, serial: str) -> None:
         if self._camera_failed.pop(serial, None) is not None:
             self._mark(serial)
+
+    async def snapshot(self, serial: str) -> bytes | None:
+        from bambu_lan.camera import CameraUnavailable
+
+        found = self._camera(serial)
+        if found is None:
+            return None
+        watched, kind = found
+        note = self.camera_note(serial)
+        if note:
+            raise CameraUnavailable(note)
+        cached = self._snapshots.get(serial)
+        max_age = SNAPSHOT_MAX_AGE if kind == "jpeg" else RTSPS_SNAPSHOT_MAX_AGE
+        if cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+        try:  # shared with serve's other sinks: one picture at a time per printer
+            frame = await watched.camera_picture(SNAPSHOT_TIMEOUT)
+        except BambuError as exc:
+            raise CameraUnavailable(self._camera_failure(serial, exc)) from None
+        self._camera_works(serial)
         self._snapshots[serial] = (time.monotonic(), frame.jpeg)
         return frame.jpeg
 
     def mjpeg(self, serial: str) -> AsyncIterator[bytes] | None:
-        camera = self._camera(serial)
-        if camera is None:
+        found = self._camera(serial)
+        if found is None:
             return None
-        return _jpegs(camera)
+        watched, kind = found
+        if self.camera_options is None:
+            camera = watched.printer.camera
+        else:
+            from bambu_lan.camera import Camera
 
+            camera = Camera(watched.config, kind=kind, options=self.camera_options)
+        return self._live(serial, camera)
 
-async def _jpegs(camera: Camera) -> AsyncIterator[bytes]:
-    """The camera's frames as JPEG bytes, from the shared upstream, until it fails."""
-    try:
-        with camera.frames() as frames:
-            async for frame in frames:
-                yield frame.jpeg
-    except BambuError as exc:
-        log.info("web: live camera of %s ended: %s", camera.config.label, exc)
+    async def _live(self, serial: str, camera: Camera) -> AsyncIterator[bytes]:
+        """The camera's frames as JPEG bytes, from the printer's one shared upstream (an
+        X1/P2S/H2's RTSPS session and ffmpeg run while someone watches, then linger 10 s).
+        A camera that gives nothing raises ``CameraUnavailable`` with why, before any frame;
+        one that fails later ends the stream."""
+        from bambu_lan.camera import CameraUnavailable
+
+        note = self.camera_note(serial)
+        if note:
+            raise CameraUnavailable(note)
+        try:
+            frames = camera.frames()  # X1/P2S/H2 without ffmpeg: at once
+        except BambuError as exc:
+            raise CameraUnavailable(self._camera_failure(serial, exc)) from None
+        streaming = False
+        views = self._live_views.setdefault(serial, set())
+        views.add(frames)
+        try:
+            with frames:
+                async for frame in frames:
+                    if not streaming:
+                        streaming = True
+                        self._camera_works(serial)
+                    yield frame.jpeg
+        except BambuError as exc:
+            if not streaming:
+                raise CameraUnavailable(self._camera_failure(serial, exc)) from None
+            log.info("web: live camera of %s ended: %s", serial, safe(exc, 400))
+        finally:
+            views.discard(frames)
+            if not views and self._live_views.get(serial) is views:
+                del self._live_views[serial]
+
+    def _end_live_views_if_off(self, serial: str) -> None:
+        """The printer says its live view is off: its live views end now (their pages show
+        why), rather than their sessions being retried while nobody sees a picture."""
+        found = self._camera(serial)
+        note = self._live_view_off(*found) if found is not None else ""
+        if note:
+            for frames in list(self._live_views.get(serial, ())):
+                log.info("web: live camera of %s stopped: %s", serial, safe(note, 400))
+                frames.close()
 
 
 def create_sink(settings: ServeSettings) -> WebSink:

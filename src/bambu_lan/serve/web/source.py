@@ -36,7 +36,8 @@ class PrinterEntry:
     state: PrinterState | None
     online: bool
     connection: str  # "connected", "connecting", "offline: <why>" (never a secret)
-    has_camera: bool = False
+    has_camera: bool = False  # a picture may be had: the page asks for one
+    camera_note: str = ""  # why there is none now, and what to do (plain text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +110,13 @@ class DashboardSource(Protocol):
         ...
 
     async def snapshot(self, serial: str) -> bytes | None:
-        """The latest camera picture (JPEG), or None without a camera."""
+        """The latest camera picture (JPEG), or None without a camera; raises ``BambuError``
+        saying why when the camera gives none."""
         ...
 
     def mjpeg(self, serial: str) -> AsyncIterator[bytes] | None:
-        """JPEG frames of the live camera from one shared upstream, or None without one."""
+        """JPEG frames of the live camera from one shared upstream, or None without one; its
+        first step raises ``BambuError`` saying why when the camera gives none."""
         ...
 
 

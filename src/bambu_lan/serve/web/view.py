@@ -154,6 +154,7 @@ def card(entry: PrinterEntry, snap: int | None = None) -> Card:
         "conn": entry.connection,
         "online": entry.online,
         "camera": entry.has_camera,
+        "camera_note": entry.camera_note,
         "snap": snap,
         "job": "",
         "file": "",

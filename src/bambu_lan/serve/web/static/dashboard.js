@@ -14,6 +14,28 @@
   root.querySelectorAll(".snap img").forEach(function (img) {
     img.addEventListener("error", function () { img.parentNode.hidden = true; });
   });
+  // The printer page's live view: a camera that gives nothing answers with an error, and the
+  // server's note (it comes with the live stream) says why; until then, a word of our own.
+  var live = root.querySelector("img[data-live]");
+  var liveNote = root.querySelector('.camera [data-f="camera_note"]');
+  if (live) {
+    live.addEventListener("error", function () {
+      live.hidden = true;
+      live.removeAttribute("src");
+      if (liveNote && !liveNote.textContent) liveNote.textContent = "The live view could not start.";
+    });
+  }
+  function showLive(on) {
+    if (!live) return;
+    if (on && live.hidden) {
+      live.hidden = false;
+      if (liveNote) liveNote.textContent = "";
+      live.src = live.dataset.live + "?t=" + Date.now();
+    } else if (!on && !live.hidden) {
+      live.hidden = true;
+      live.removeAttribute("src"); // ends the stream: no frozen last picture
+    }
+  }
   var RANK = ["error", "paused", "printing", "finished", "idle", "connecting", "offline"];
   var groups = root.dataset.groups ? JSON.parse(root.dataset.groups) : {};
 
@@ -82,6 +104,10 @@
           box.textContent = "";
           lists[key](box, value);
         });
+      } else if (key === "camera_note" && serialFilter) {
+        if (liveNote && (value || !live || !live.hidden)) liveNote.textContent = value || "";
+      } else if (key === "camera" && serialFilter) {
+        showLive(value);
       } else if (key === "snap" || key === "camera") {
         var box = card.querySelector("[data-show=camera]");
         if (!box) return;
