@@ -92,6 +92,9 @@ def parse_response_head(head: bytes) -> Response:
         name, sep, value = line.partition(":")
         if not sep:
             raise RtspProtocolError(f"a header line without a colon: {line[:60]!r}")
+        if "\r" in line or "\n" in line:
+            # A value sent back (Session, a Digest nonce) would break the next request.
+            raise RtspProtocolError(f"a header line with a bare line break: {line[:60]!r}")
         headers.setdefault(name.strip().lower(), []).append(value.strip())
     return Response(int(match.group(1)), match.group(2).strip(), headers)
 

@@ -97,6 +97,9 @@ def test_request_and_response() -> None:
     [
         b"HTTP/1.1 200 OK\r\n\r\n",
         b"RTSP/1.0 200 OK\r\nno colon here\r\n\r\n",
+        # A Session or nonce echoed in the next request must not hold a line break.
+        b"RTSP/1.0 200 OK\r\nSession: ab\ncd\r\n\r\n",
+        b'RTSP/1.0 401 Unauthorized\r\nWWW-Authenticate: Digest nonce="a\rb"\r\n\r\n',
     ],
 )
 def test_bad_response_heads(head: bytes) -> None:
