@@ -7,7 +7,13 @@ imported on first use (PEP 562), so ``bambu-lan --help`` does not pay for paho a
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# A library leaves showing its log to the application (the logging HOWTO's advice): without
+# this, an application that never configured logging gets our warnings on stderr through
+# Python's last-resort handler. The CLI shows them its own way (bambu_lan.cli.log_lines).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
     "AuthError": "bambu_lan.errors",

@@ -308,7 +308,7 @@ class RtspSession:
         for part in transport.split(";"):
             if part.strip().startswith("interleaved="):
                 channel = part.strip()[len("interleaved=") :].split("-", 1)[0]
-                if channel.isdigit():
+                if channel.isdecimal():
                     self.channel = int(channel)
         await self.call("PLAY", base, {"Range": "npt=0.000-"})
         self.parameter_sets = track.parameter_sets()

@@ -92,6 +92,9 @@ def parse_response_head(head: bytes) -> Response:
         name, sep, value = line.partition(":")
         if not sep:
             raise RtspProtocolError(f"a header line without a colon: {line[:60]!r}")
+        if "\r" in line or "\n" in line:
+            # A value sent back (Session, a Digest nonce) would break the next request.
+            raise RtspProtocolError(f"a header line with a bare line break: {line[:60]!r}")
         headers.setdefault(name.strip().lower(), []).append(value.strip())
     return Response(int(match.group(1)), match.group(2).strip(), headers)
 
@@ -222,7 +225,7 @@ def video_track(sdp: str) -> VideoTrack:
             media[-1].append(line)
     for lines in media:
         parts = lines[0][2:].split()
-        if len(parts) < 4 or parts[0] != "video" or not parts[3].isdigit():
+        if len(parts) < 4 or parts[0] != "video" or not parts[3].isdecimal():
             continue
         payload_type = int(parts[3])
         codec, clock, control, fmtp = "", 90000, "", {}
@@ -231,7 +234,7 @@ def video_track(sdp: str) -> VideoTrack:
             if key == "a=rtpmap" and value.startswith(f"{payload_type} "):
                 name = value.split(" ", 1)[1].split("/")
                 codec = name[0].upper()
-                if len(name) > 1 and name[1].isdigit():
+                if len(name) > 1 and name[1].isdecimal():
                     clock = int(name[1])
             elif key == "a=fmtp" and value.startswith(f"{payload_type} "):
                 for item in value.split(" ", 1)[1].split(";"):

@@ -109,9 +109,13 @@ class UpdateStream:
         self._sources: list[_Fanout] = []
         self.dropped = 0
 
-    def _attach(self, source: _Fanout) -> None:
+    def _attach(self, source: _Fanout) -> bool:
+        """Collect from ``source``; False when it has ended already (nothing will come)."""
+        if source.ended:
+            return False
         self._sources.append(source)
         source.streams.add(self)
+        return True
 
     def _put(self, item: Update) -> None:
         items = self._items
@@ -180,16 +184,18 @@ class UpdateStream:
 class _Fanout:
     """The streams of one connection."""
 
-    __slots__ = ("streams",)
+    __slots__ = ("ended", "streams")
 
     def __init__(self) -> None:
         self.streams: set[UpdateStream] = set()
+        self.ended = False  # the connection gave up or closed: a stream attached now ends
 
     def put(self, item: Update) -> None:
         for stream in self.streams:
             stream._put(item)  # noqa: SLF001 - this module's own stream
 
     def end(self) -> None:
+        self.ended = True
         for stream in list(self.streams):
             stream._end(self)  # noqa: SLF001 - this module's own stream
         self.streams.clear()
@@ -479,7 +485,8 @@ class Printer:
             conn = self._conn = _acquire(self.config, self.options)
             early, self._early = self._early, []
             for stream in early:
-                stream._attach(conn.fanout)  # noqa: SLF001 - this module's own stream
+                if not stream._attach(conn.fanout):  # noqa: SLF001 - this module's own stream
+                    stream._end()  # noqa: SLF001 - a shared connection that has ended
 
     async def connect(self, timeout: float | None = None) -> None:
         """Connect, waiting out passing trouble (a printer at its session limit, starting up,
@@ -606,18 +613,20 @@ class Printer:
         while a state is already known starts with that state.
         """
         stream = UpdateStream(self.options.event_queue_size, states=states, events=events)
-        self._feed(stream)
+        if not self._feed(stream):
+            stream._end()  # noqa: SLF001 - the connection has ended: so does the stream
         return stream
 
-    def _feed(self, stream: UpdateStream) -> None:
-        """Put this printer's updates into ``stream`` from now on (before start: from it)."""
+    def _feed(self, stream: UpdateStream) -> bool:
+        """Put this printer's updates into ``stream`` from now on (before start: from it);
+        False when its connection has ended already (gave up, or closed)."""
         conn = self._conn
         if conn is None:
             self._early.append(stream)
-        else:
-            if stream._states and conn.state is not None:  # noqa: SLF001 - own stream
-                stream._put(conn.state)  # noqa: SLF001
-            stream._attach(conn.fanout)  # noqa: SLF001
+            return True
+        if stream._states and conn.state is not None:  # noqa: SLF001 - own stream
+            stream._put(conn.state)  # noqa: SLF001
+        return stream._attach(conn.fanout)  # noqa: SLF001
 
     def events(self) -> AsyncIterator[Event]:
         """The events of ``updates()`` (connected, job started/finished, HMS, ...)."""
@@ -706,9 +715,12 @@ def merge_updates(
     printer's connection has ended (closed or given up), or at ``close()``. The printers
     must be started."""
     stream = UpdateStream(size, states=states, events=events)
+    live = False
     for printer in printers:
         printer._live()  # noqa: SLF001 - raises NotConnected when not started
-        printer._feed(stream)  # noqa: SLF001 - this module's own class
+        live = printer._feed(stream) or live  # noqa: SLF001 - this module's own class
+    if not live:  # every connection has ended already (or there are none)
+        stream._end()  # noqa: SLF001
     return stream
 
 

@@ -96,6 +96,14 @@ class TrustConfig(Record):
             files.append(self.ca_file)
         if self.ca_dir is not None:
             usable, skipped = scan_ca_dir(self.ca_dir)
+            if not usable:  # the error names the skipped files: no warning besides
+                names = ", ".join(p.name for p in skipped)
+                raise ConfigError(
+                    f"no usable CA certificate in {self.ca_dir}"
+                    + (f" (not PEM certificates: {names})" if names else ""),
+                    hint="put " + ", ".join(BAMBU_CERT_FILES) + " there (PEM files: "
+                    "-----BEGIN CERTIFICATE-----)",
+                )
             if skipped:
                 _warn_once(
                     ("skipped", self.ca_dir, tuple(skipped)),
@@ -103,14 +111,6 @@ class TrustConfig(Record):
                     self.ca_dir,
                     len(skipped),
                     "; ".join(f"{p.name} ({why})" for p, why in skipped.items()),
-                )
-            if not usable:
-                names = ", ".join(p.name for p in skipped)
-                raise ConfigError(
-                    f"no usable CA certificate in {self.ca_dir}"
-                    + (f" (not PEM certificates: {names})" if names else ""),
-                    hint="put " + ", ".join(BAMBU_CERT_FILES) + " there (PEM files: "
-                    "-----BEGIN CERTIFICATE-----)",
                 )
             files.extend(usable)
         return files
@@ -219,7 +219,7 @@ def warn_if_exposed(path: Path, what: str) -> None:
     if mode & 0o066:
         _warn_once(
             ("exposed", path, mode),
-            "WARNING: %s %s can be read by other users (mode %s); run: chmod 600 %s",
+            "%s %s can be read by other users (mode %s); run: chmod 600 %s",
             what,
             path,
             oct(mode & 0o777)[2:],

@@ -97,6 +97,9 @@ def test_request_and_response() -> None:
     [
         b"HTTP/1.1 200 OK\r\n\r\n",
         b"RTSP/1.0 200 OK\r\nno colon here\r\n\r\n",
+        # A Session or nonce echoed in the next request must not hold a line break.
+        b"RTSP/1.0 200 OK\r\nSession: ab\ncd\r\n\r\n",
+        b'RTSP/1.0 401 Unauthorized\r\nWWW-Authenticate: Digest nonce="a\rb"\r\n\r\n',
     ],
 )
 def test_bad_response_heads(head: bytes) -> None:
@@ -128,6 +131,14 @@ def test_sdp_video_track() -> None:
     assert [p[0] & 0x1F for p in track.parameter_sets()] == [7, 8]
     with pytest.raises(RtspProtocolError, match="no video track"):
         video_track("v=0\r\nm=audio 0 RTP/AVP 0\r\n")
+
+
+def test_sdp_numbers_that_are_digits_but_not_decimal_are_refused_not_crashed_on() -> None:
+    # "²" passes str.isdigit() but not int(): a ValueError here ended the camera's task.
+    with pytest.raises(RtspProtocolError, match="no video track"):
+        video_track("v=0\r\nm=video 0 RTP/AVP \u00b2\r\n")
+    track = video_track("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/9\u00b2\r\n")
+    assert (track.codec, track.clock_rate) == ("H264", 90000)
 
 
 def test_track_uri() -> None:

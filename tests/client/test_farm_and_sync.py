@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 from tests.conftest import SimFactory
 
-from bambu_lan import AuthError, EventKind, Farm, PrinterConfig, PrinterOptions, Secret, SyncPrinter
+from bambu_lan import (
+    AuthError,
+    EventKind,
+    Farm,
+    Printer,
+    PrinterConfig,
+    PrinterOptions,
+    Secret,
+    SyncPrinter,
+)
+from bambu_lan.printer import merge_updates
 from bambu_lan.session import SessionOptions
 from bambu_lan.sim import SimFleet, SimThread, SimulatedPrinter
 from bambu_lan.trust import TrustConfig
@@ -115,3 +125,31 @@ async def test_farm_events_outlive_a_printer_that_gives_up_and_end_at_close(
             rest = [event async for event in events]  # ends: the farm closed
         await closing
     assert all(event.serial == good.serial for event in rest)
+
+
+async def test_updates_asked_for_after_a_printer_gave_up_end_at_once(
+    sim_factory: SimFactory,
+) -> None:
+    # A stream made after the connection has ended (gave up) used to wait forever.
+    refusing = await sim_factory(host="127.0.0.1", port=0, access_code="87654321")
+    fast = SessionOptions(
+        connect_timeout=3, connack_timeout=3, auth_retry_delay=0.05, max_auth_failures=1
+    )
+    cfg = PrinterConfig(
+        host=refusing.host,
+        serial=refusing.serial,
+        access_code=Secret("12345678"),
+        port=refusing.port,
+        trust=TrustConfig(ca_file=refusing.ca_path),
+    )
+    printer = Printer.from_config(cfg, PrinterOptions(session=fast))
+    printer.start()
+    try:
+        with pytest.raises(AuthError):
+            await printer.wait_for_state(20)
+        async with asyncio.timeout(10):
+            assert [u async for u in printer.updates(states=False)] == []
+            assert [u async for u in merge_updates([printer], 8)] == []
+            assert [u async for u in merge_updates([], 8)] == []
+    finally:
+        await printer.close()

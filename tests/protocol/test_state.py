@@ -699,3 +699,11 @@ def test_lazy_snapshots_compare_copy_and_pickle_like_eager_ones(a1_full: dict[st
         lazy_again.no_such_field  # type: ignore[attr-defined]  # noqa: B018
     with pytest.raises(dataclasses.FrozenInstanceError):
         lazy_again.temperatures = eager.temperatures  # type: ignore[misc]
+
+
+def test_a_module_number_that_is_a_digit_but_not_decimal_is_skipped() -> None:
+    # "²" passes str.isdigit() but not int(): the whole get_version reply was lost to it.
+    from bambu_lan.protocol.sections import ams_kinds_from_modules
+
+    modules = [{"name": "n3f/\u00b2"}, {"name": "n3f/1"}]
+    assert list(ams_kinds_from_modules(modules)) == [1]

@@ -36,7 +36,8 @@ _camera_port = click.option(
 
 
 @click.group()
-def camera() -> None:
+@click.pass_context
+def camera(ctx: click.Context) -> None:
     """The printer's camera: a picture, a live MJPEG stream, or the stream's address.
 
     A1, A1 mini, P1P and P1S send JPEG pictures on port 6000 (about one a second); bambu-lan
@@ -51,6 +52,11 @@ def camera() -> None:
       bambu-lan camera serve --printer workshop      then open http://127.0.0.1:8080/
       bambu-lan camera url --printer x1c             rtsps://bblp:********@...
     """
+    from bambu_lan.cli.log_lines import told_by_command
+
+    # The subcommands tell the camera's news themselves (`camera:` lines, one `error:`
+    # line), so its log records are not repeated as `warning:` lines.
+    ctx.with_resource(told_by_command("bambu_lan.camera"))
 
 
 def _config(conn: ConnectionParams, camera_port: int | None) -> PrinterConfig:
@@ -329,18 +335,13 @@ async def _serve(cam: Camera, bind: str, http_port: int, max_viewers: int, as_js
 async def _report_events(cam: Camera, as_json: bool) -> None:
     """Reconnects, silences and dropped frames, as they happen (JSON lines with --json).
 
-    These lines are how the command tells them: the camera's own log records would repeat
-    them through Python's last-resort handler, so they stay out of stderr (``--debug`` shows
-    them). A failure for good is told once, as the command's ``error:`` line.
+    These lines are how the command tells them: the camera's own log records stay out of
+    stderr (see ``camera``; ``--debug`` shows them). A failure for good is told once, as the
+    command's ``error:`` line.
     """
-    import logging
-
     from bambu_lan.camera import CameraEventKind
     from bambu_lan.text import terminal_safe
 
-    logger = logging.getLogger("bambu_lan.camera")
-    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        logger.addHandler(logging.NullHandler())
     with cam.events() as events:
         async for event in events:
             if as_json:

@@ -90,7 +90,12 @@ def main(argv: list[str] | None = None) -> Any:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        return cli.main(args=args, prog_name="bambu-lan", standalone_mode=False)
+        if debug:  # the full debug logging, set up by the group
+            return cli.main(args=args, prog_name="bambu-lan", standalone_mode=False)
+        from bambu_lan.cli.log_lines import warning_lines
+
+        with warning_lines():
+            return cli.main(args=args, prog_name="bambu-lan", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

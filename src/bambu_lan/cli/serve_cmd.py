@@ -91,6 +91,9 @@ def serve(
 
     debug = bool(ctx.obj and ctx.obj.get("debug"))
     if not debug:
+        from bambu_lan.cli.log_lines import stop_warning_lines
+
+        stop_warning_lines()  # the log lines below show the library's warnings
         logging.basicConfig(
             level=logging.INFO,
             format="%(asctime)s %(levelname)s %(message)s",

@@ -717,7 +717,7 @@ def ams_kinds_from_modules(modules: Iterable[Mapping[str, Any]]) -> dict[int, Am
             continue
         prefix, _, number = name.partition("/")
         kind = _MODULE_KINDS.get(prefix)
-        if kind is not None and number.isdigit():
+        if kind is not None and number.isdecimal():
             kinds[int(number)] = kind
     return kinds
 
