@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bambu_lan.camera_fanout import End, Subscriber, Subscription
-from bambu_lan.config import PrinterConfig
+from bambu_lan.config import PrinterConfig, redact
 from bambu_lan.errors import AuthError, BambuError, ConfigError, ConnectError, TrustError
 from bambu_lan.protocol.camera_wire import (
     DEFAULT_MAX_FRAME,
@@ -286,6 +286,20 @@ class CameraStream:
                 error = exc
             except (OSError, ssl.SSLError) as exc:  # anything the mapping below missed
                 error = CameraError(f"{self.label}: {exc}")
+            except Exception as exc:
+                # A bug, or printer input no check caught: without this the task ended
+                # silently and every consumer waited forever. Said once, then closed.
+                log.debug(
+                    "%s: the camera stopped on an unexpected error", self.label, exc_info=True
+                )
+                self._fail_for_good(
+                    CameraError(
+                        f"{self.label} stopped on an unexpected error "
+                        f"({type(exc).__name__}: {redact(str(exc), self.cfg.access_code)})",
+                        hint="run with --debug for the details, and report it",
+                    )
+                )
+                return
             self.streaming = False
             if error is None:
                 error = CameraError(f"{self.label} closed the stream")

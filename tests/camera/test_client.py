@@ -15,10 +15,12 @@ from tests.camera.support import FAST, camera, config, eventually, jpeg_size, re
 from bambu_lan.camera import (
     Camera,
     CameraAuthError,
+    CameraError,
     CameraEvent,
     CameraEventKind,
     CameraFrame,
     CameraOptions,
+    CameraTimeout,
     CameraUnavailable,
     EventSubscription,
     camera_kind,
@@ -275,3 +277,24 @@ async def test_an_rtsps_printer_whose_port_is_closed() -> None:
             await anext(frames)
     assert "Liveview" in caught.value.hint
     await eventually(lambda: open_streams() == 0)
+
+
+async def test_an_unexpected_error_ends_the_camera_with_a_clear_error(
+    cam_sim: SimulatedPrinter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug (or printer input no check caught) used to end the camera's task silently:
+    # every consumer then waited for pictures that could never come.
+    import bambu_lan.camera
+
+    def broken(code: str) -> bytes:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(bambu_lan.camera, "login_packet", broken)
+    cam = camera(cam_sim, options=CameraOptions(silence_timeout=30.0, connect_timeout=30.0))
+    with cam.frames() as frames:
+        async with asyncio.timeout(10):  # well before the 60 s a timeout would take
+            with pytest.raises(CameraError, match=r"unexpected error \(RuntimeError: a bug") as e:
+                await cam.snapshot()
+            assert not isinstance(e.value, CameraTimeout)
+            with pytest.raises(CameraError, match="unexpected error"):  # the stream ended too
+                await anext(aiter(frames))
