@@ -140,8 +140,11 @@ async def test_x1c_without_ffmpeg_the_page_says_so(
         await page.goto(running.url)
         card = f"document.querySelector('.card[data-serial=\"{sim.serial}\"]')"
         assert await page.eval(f"{card}.querySelector('.snap').hidden") is True
-        shown = await page.eval(f"{card}.querySelector('.camnote').innerText")
-        assert "ffmpeg is not installed" in shown
+        card_note = f"{card}.querySelector('.camnote')"
+        await page.wait_for(
+            f"{card_note}.textContent.includes('ffmpeg is not installed')"
+            f" && getComputedStyle({card_note}).display !== 'none'"
+        )
 
         for path in ("snapshot.jpg", "camera.mjpeg"):
             async with http.get(f"{base}/{path}") as resp:
