@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.camera.support import eventually
+
 from bambu_lan.camera import open_streams
 from bambu_lan.config import PrinterConfig, Secret
 from bambu_lan.printer import Printer
@@ -35,5 +37,12 @@ async def test_a_picture_nobody_waits_for_is_given_up() -> None:
         assert not closed.is_set() and not waiters[1].done()  # still wanted by the other
         waiters[1].cancel()
         await asyncio.gather(waiters[1], return_exceptions=True)
+        # A sink asking right after gets a picture of its own, not the one given up.
+        again = asyncio.ensure_future(watched.camera_picture(30.0))
         await asyncio.wait_for(closed.wait(), 5)  # the camera would try for 10 s
-        assert connections.empty() and open_streams() == 0
+        await asyncio.wait_for(connections.get(), 10)
+        assert not again.done()
+        again.cancel()
+        await asyncio.gather(again, return_exceptions=True)
+        assert connections.empty()
+        await eventually(lambda: open_streams() == 0)

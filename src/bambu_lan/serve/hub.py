@@ -146,8 +146,10 @@ class WatchedPrinter:
             return await asyncio.shield(pending)
         finally:
             self._picture_waiters -= 1
-            if not self._picture_waiters:  # the last one gave up: so does the camera
-                pending.cancel()
+            if not self._picture_waiters and not pending.done():
+                pending.cancel()  # the last one gave up: so does the camera
+                if self._picture is pending:
+                    self._picture = None  # the next asks anew (the callback comes later)
 
     def _picture_taken(self, future: asyncio.Future[CameraFrame]) -> None:
         if self._picture is future:
