@@ -19,7 +19,7 @@ import os
 import shutil
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -40,7 +40,7 @@ from bambu_lan.camera_rtsp_wire import (
     track_uri,
     video_track,
 )
-from bambu_lan.config import PrinterConfig, redact
+from bambu_lan.config import PrinterConfig, Secret, redact
 from bambu_lan.protocol.camera_wire import is_whole_jpeg
 from bambu_lan.text import terminal_safe
 from bambu_lan.trust import HandshakeCheck, tls12_context
@@ -97,6 +97,33 @@ def ffmpeg_environment(code: str) -> dict[str, str]:
         for name, value in os.environ.items()
         if name not in SECRET_VARIABLES and not (code and code in value)
     }
+
+
+async def end_ffmpeg(
+    proc: asyncio.subprocess.Process, *reads: Awaitable[object], drain_stdout: bool = False
+) -> None:
+    """Close ffmpeg's input, kill it if it still runs, and read its pipes to their end (the
+    ``reads`` already under way, and stdout too with ``drain_stdout``): the process's
+    transport closes only then."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+    if drain_stdout and proc.stdout is not None:
+        reads = (*reads, proc.stdout.read())
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5):
+            await asyncio.gather(*reads, return_exceptions=True)
+
+
+def ffmpeg_reason(stderr: asyncio.Future[bytes], code: Secret) -> str:
+    """ffmpeg's last line on stderr, the access code redacted, terminal-safe and short;
+    "" when it said nothing (or its stderr could not be read)."""
+    read = stderr.done() and not stderr.cancelled() and stderr.exception() is None
+    lines = (stderr.result() if read else b"").decode("utf-8", "replace").strip().splitlines()
+    return terminal_safe(redact(lines[-1], code))[:300] if lines else ""
 
 
 def decoder_args(ffmpeg: str) -> list[str]:
@@ -410,22 +437,11 @@ async def _decode_one(
                 await proc.wait()
     finally:
         feeder.cancel()
-        proc.stdin.close()
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        # Read both pipes to their end: the process's transport closes only then.
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
-                await asyncio.gather(output, errors, return_exceptions=True)
+        await end_ffmpeg(proc, output, errors)
     if not is_whole_jpeg(jpeg):
-        read = errors.done() and not errors.cancelled() and errors.exception() is None
-        stderr = errors.result() if read else b""
-        lines = stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = redact(lines[-1], cfg.access_code) if lines else f"exit code {proc.returncode}"
+        reason = ffmpeg_reason(errors, cfg.access_code) or f"exit code {proc.returncode}"
         raise CameraError(
-            f"ffmpeg could not decode the live view of {cfg.label}: {terminal_safe(reason)[:300]}",
+            f"ffmpeg could not decode the live view of {cfg.label}: {reason}",
             hint="the printer's video may be damaged; try again, or open `bambu-lan camera "
             "url` in VLC",
         )

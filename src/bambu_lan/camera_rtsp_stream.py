@@ -42,7 +42,9 @@ from bambu_lan.camera_rtsp import (
     FFMPEG_HINT,
     LIVE_VIEW_HINT,
     RtspSession,
+    end_ffmpeg,
     ffmpeg_environment,
+    ffmpeg_reason,
     from_key_picture,
 )
 from bambu_lan.camera_rtsp_wire import (
@@ -51,8 +53,7 @@ from bambu_lan.camera_rtsp_wire import (
     RtspProtocolError,
     annex_b,
 )
-from bambu_lan.config import PrinterConfig, redact
-from bambu_lan.text import terminal_safe
+from bambu_lan.config import PrinterConfig
 
 log = logging.getLogger("bambu_lan.camera")
 
@@ -416,19 +417,8 @@ class RtspsCameraStream(CameraStream):
         finally:
             if self._decoder is proc:
                 self._decoder, self._stdin = None, None
-            proc.stdin.close()
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-            # Read the pipes to their end: the process's transport closes only then.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await asyncio.gather(errors, proc.stdout.read(), return_exceptions=True)
-        stderr = errors.result() if errors.done() and not errors.cancelled() else b""
-        lines = stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = redact(lines[-1], self.cfg.access_code) if lines else ""
-        reason = terminal_safe(reason)[:300] or f"exit code {proc.returncode}"
+            await end_ffmpeg(proc, errors, drain_stdout=True)
+        reason = ffmpeg_reason(errors, self.cfg.access_code) or f"exit code {proc.returncode}"
         return produced, reason
 
     def _publish_jpeg(self, jpeg: bytes) -> None:
